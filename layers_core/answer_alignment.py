@@ -95,7 +95,8 @@ def _mismatch_reason(tokenizer: PreTrainedTokenizerBase, prompt_ids: list[int], 
     if n == len(prompt_ids) - 1:
         return (
             f"the prompt's last token {prompt_token!r} merges with the answer "
-            f"(prompt + answer has {joined_token!r} there); end the prompt on a whole word without trailing whitespace"
+            f"(prompt + answer has {joined_token!r} there); "
+            "end the prompt on a whole word without trailing whitespace"
         )
     return (
         f"adding the answer changes how the prompt is tokenized from token {n} "
