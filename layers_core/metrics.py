@@ -8,7 +8,7 @@ models get the same arithmetic as fp32 ones; fp64 inputs stay fp64.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -42,7 +42,8 @@ def _upcast(x: Tensor) -> Tensor:
 def entropy_bits(logits: Tensor) -> Tensor:
     """Shannon entropy of softmax(logits) over the last dimension, in bits.
 
-    ``-inf`` logits are tokens with probability 0 and contribute 0 (not NaN).
+    ``-inf`` logits are tokens with probability 0 and contribute 0 (not NaN);
+    a row that is ``-inf`` everywhere is no distribution and gives NaN.
 
     Args:
         logits: ``[..., V]`` logits of any float dtype.
@@ -172,7 +173,7 @@ def _as_list(values: Sequence[float] | Tensor) -> list:
     return values.tolist() if isinstance(values, Tensor) else list(values)
 
 
-def _first(values: list | None, holds, n_layers: int) -> Milestone:
+def _first(values: list | None, holds: Callable[[float], bool], n_layers: int) -> Milestone:
     if values is None:
         return Milestone(None, None)
     for layer, value in enumerate(values):
