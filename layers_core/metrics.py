@@ -101,7 +101,8 @@ def top_k(logits: Tensor, k: int) -> tuple[Tensor, Tensor]:
     k = min(k, vocab)
     flat = logits.reshape(-1, vocab)
     ids = _ordered_top_ids(flat, k)
-    probs = torch.softmax(flat, dim=-1).gather(-1, ids)
+    # exp(logit - logsumexp) for the k chosen only: no second [N, V] softmax tensor.
+    probs = (flat.gather(-1, ids) - torch.logsumexp(flat, dim=-1, keepdim=True)).exp()
     out_shape = (*logits.shape[:-1], k)
     return probs.reshape(out_shape), ids.reshape(out_shape)
 
