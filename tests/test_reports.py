@@ -1,0 +1,368 @@
+"""Experiment 001's reports: plots, factual markdown and LLM prompts, built from a run folder.
+
+The run folder is written by ``tests/fixtures/lens_run_builder.py`` exactly per the
+artefact schema in the design (two ok models, one with the fact battery, one
+skipped model). Every check reads the artefacts independently of the report code
+and compares.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENT = ROOT / "001_layers_and_logits"
+for _path in (str(ROOT), str(EXPERIMENT)):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+from lens_reports import write_reports  # noqa: E402
+from lens_reports.artefact_reader import ReportInputError, read_csv, read_run  # noqa: E402
+from lens_reports.heatmap import heatmap_figure, heatmap_grid  # noqa: E402
+from lens_reports.plot_style import plot_label  # noqa: E402
+from lens_reports.trajectory import trajectory_figure  # noqa: E402
+from tests.fixtures.lens_run_builder import build_run, write_model  # noqa: E402
+from tests.fixtures.markdown_tables import (  # noqa: E402
+    PROB_CELL,
+    THREE_DECIMALS,
+    code,
+    milestone,
+    tables_by_heading,
+)
+
+OK_MODELS = ("alpha-30l", "beta-18l")
+SKIPPED = "gamma-70b"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fixture run folder with every report already written."""
+    folder = build_run(tmp_path_factory.mktemp("reports") / "run-latest")
+    write_reports(folder)
+    return folder
+
+
+def summary(run_dir: Path, name: str) -> dict:
+    return json.loads((run_dir / f"output-{name}.json").read_text(encoding="utf-8"))
+
+
+def assert_prob(cell: str, value: float | None) -> None:
+    """A probability cell: 4 significant digits, equal to the artefact value up to that rounding."""
+    if value is None:
+        assert cell == "n/a"
+        return
+    assert cell == "0.000" and value == 0 or PROB_CELL.match(cell), cell
+    assert math.isclose(float(cell), value, rel_tol=5.001e-4, abs_tol=0.0), (cell, value)
+
+
+def assert_3dp(cell: str, value: float | None) -> None:
+    """A bits or relative-depth cell: 3 decimals, equal to the artefact value up to that rounding."""
+    if value is None:
+        assert cell == "n/a"
+        return
+    assert THREE_DECIMALS.match(cell), cell
+    assert abs(float(cell) - value) <= 5.001e-4, (cell, value)
+
+
+def assert_milestone(cell: str, entry: dict) -> None:
+    parsed = milestone(cell)
+    if entry["layer"] is None:
+        assert parsed is None, cell
+    else:
+        assert parsed is not None and parsed[0] == entry["layer"], (cell, entry)
+        assert abs(parsed[1] - entry["rel_depth"]) <= 5.001e-4
+
+
+# --- plots -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", OK_MODELS)
+def test_heatmap_grid_is_the_records_csv(run_dir: Path, name: str) -> None:
+    records = read_csv(run_dir / f"output-{name}-records.csv")
+    doc = summary(run_dir, name)
+    n_layers = doc["diagnostics"]["n_layers"]
+    main = next(p for p in doc["prompts"] if p["prompt_id"] == doc["main_prompt_id"])
+    tokens, layers, text, probs = heatmap_grid(records, doc["main_prompt_id"])
+    assert layers == list(range(n_layers + 1))
+    assert tokens == main["tokens"]
+    assert len(text) == n_layers + 1 and all(len(row) == len(tokens) for row in text)
+    rows = records[records["prompt_id"] == doc["main_prompt_id"]]
+    assert len(rows) == (n_layers + 1) * len(tokens)
+    for row in rows.itertuples():
+        assert text[row.layer][row.pos] == row.top1
+        assert probs[row.layer, row.pos] == pytest.approx(row.p_top1)
+
+
+def test_heatmap_figure_draws_every_cell(run_dir: Path) -> None:
+    records = read_csv(run_dir / "output-alpha-30l-records.csv")
+    tokens, layers, text, probs = heatmap_grid(records, "completion")
+    fig = heatmap_figure(tokens, layers, text, probs, title="t", colour_label="p", vmax=1.0, cmap="viridis")
+    ax = fig.axes[0]
+    drawn = {(round(t.get_position()[1]), round(t.get_position()[0])): t.get_text() for t in ax.texts}
+    assert len(ax.texts) == len(layers) * len(tokens)
+    for i in range(len(layers)):
+        for j in range(len(tokens)):
+            assert drawn[(i, j)] == plot_label(text[i][j])
+    assert [t.get_text() for t in ax.get_xticklabels()] == [plot_label(t, 12) for t in tokens]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [str(x) for x in layers]
+    # the top-right cell is the answer position at layer L: the model's final top-1, " Berlin"
+    assert drawn[(len(layers) - 1, len(tokens) - 1)] == plot_label(" Berlin")
+
+
+def test_plot_label_marks_spaces_and_cuts_long_tokens() -> None:
+    assert plot_label(" Berlin") == "\u2423Berlin"
+    assert plot_label(" internationalisation") == "\u2423interna\u2026"
+    assert len(plot_label("x" * 40)) == 9
+    assert plot_label("\u4e2d") == "\ufffd"  # the plot font has no CJK glyphs
+
+
+def test_trajectory_lines_are_the_pure_csv(run_dir: Path) -> None:
+    pure = read_csv(run_dir / "output-alpha-30l-pure-next-token.csv")
+    doc = summary(run_dir, "alpha-30l")
+    roles = {p["prompt_id"]: p["role"] for p in doc["prompts"]}
+    fig = trajectory_figure(pure, "completion", roles, "t", 49152)
+    p_ax, rank_ax, entropy_ax, kl_ax = fig.axes[:4]
+
+    def prompt_lines(ax):  # noqa: ANN001, ANN202 - the uniform-entropy reference line has a "_" label
+        return [x for x in ax.lines if not x.get_label().startswith("_")]
+
+    aligned = [p["prompt_id"] for p in doc["prompts"] if p["alignment"]["ok"]]
+    assert len(prompt_lines(p_ax)) == len(prompt_lines(rank_ax)) == len(aligned) == len(doc["prompts"]) - 1
+    assert len(prompt_lines(entropy_ax)) == len(prompt_lines(kl_ax)) == len(doc["prompts"])
+    assert rank_ax.get_yscale() == "log"
+    main = pure[pure["prompt_id"] == "completion"]
+    line = next(x for x in prompt_lines(p_ax) if x.get_label().startswith("completion"))
+    assert list(line.get_ydata()) == pytest.approx(list(main["p_answer"]))
+
+
+def test_every_plot_file_is_written(run_dir: Path) -> None:
+    for name in OK_MODELS:
+        for stem in ("heatmap", "heatmap-entropy", "trajectory"):
+            assert (run_dir / f"{stem}-{name}.png").stat().st_size > 10_000
+    assert (run_dir / "cross-model.png").stat().st_size > 10_000
+    assert not list(run_dir.glob(f"*{SKIPPED}.png"))
+
+
+# --- per-model markdown ---------------------------------------------------------------------
+
+
+def test_consistency_comes_first_and_matches_json(run_dir: Path) -> None:
+    text = (run_dir / "evaluation-alpha-30l.md").read_text(encoding="utf-8")
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings[0] == "## Last-layer consistency"
+    check = summary(run_dir, "alpha-30l")["diagnostics"]["last_layer_consistency"]
+    table = {r["Check"]: r["Value"] for r in tables_by_heading(text)["Last-layer consistency"]}
+    assert float(table["KL(lens at layer L, model output) in bits"]) == check["kl_bits"]
+    assert float(table["Max absolute logit difference"]) == check["max_abs_logit_diff"]
+    assert "WARNING" not in text
+
+
+@pytest.mark.parametrize("name", OK_MODELS)
+def test_markdown_tables_match_the_json(run_dir: Path, name: str) -> None:
+    doc = summary(run_dir, name)
+    tables = tables_by_heading((run_dir / f"evaluation-{name}.md").read_text(encoding="utf-8"))
+    prompts = {p["prompt_id"]: p for p in doc["prompts"]}
+    setup = {r["Field"]: r["Value"] for r in tables["Model and set-up"]}
+    assert int(setup["Layers (L)"]) == doc["diagnostics"]["n_layers"]
+    milestone_rows = tables["Milestones"]
+    assert [code(r["Prompt"]) for r in milestone_rows] == list(prompts)
+    for row in milestone_rows:
+        entry = prompts[code(row["Prompt"])]
+        assert_milestone(row["answer is top-1"], entry["milestones"]["first_rank1"])
+        assert_milestone(row["answer in top 10"], entry["milestones"]["first_rank_le_10"])
+        assert_milestone(row["KL to final < 1 bit"], entry["milestones"]["first_kl_below_1_bit"])
+        assert int(row["Copy-collapse layers"]) == entry["copy_collapse"]["n_layers"]
+    for pid, entry in prompts.items():
+        key_rows = tables[f"Key layers: `{pid}`"]
+        assert len(key_rows) == len(entry["key_layers"])
+        for row, key in zip(key_rows, entry["key_layers"], strict=True):
+            assert int(row["Layer"]) == key["layer"]
+            assert_3dp(row["Relative depth"], key["rel_depth"])
+            assert code(row["Top-1"]) == key["top1"]
+            assert_prob(row["p(top-1)"], key["p_top1"])
+            assert_prob(row["p(answer)"], key["p_answer"])
+            assert row["Answer rank"] == ("n/a" if key["answer_rank"] is None else str(key["answer_rank"]))
+        for row, top in zip(tables[f"Final prediction: `{pid}`"], entry["final_prediction"]["top"], strict=True):
+            assert code(row["Token"]) == top["token"]
+            assert_prob(row["p"], top["p"])
+        for row, temp in zip(tables[f"Temperature: `{pid}`"], entry["temperature_exploration"], strict=True):
+            assert float(row["Temperature"]) == temp["temperature"]
+            assert_3dp(row["Entropy (bits)"], temp["entropy_bits"])
+            assert code(row["Top-1"]) == temp["top"][0]["token"]
+            assert_prob(row["p1"], temp["top"][0]["p"])
+
+
+def test_fact_battery_tables_match_the_json(run_dir: Path) -> None:
+    facts = summary(run_dir, "alpha-30l")["facts"]
+    tables = tables_by_heading((run_dir / "evaluation-alpha-30l.md").read_text(encoding="utf-8"))
+    rows = tables["Fact battery"]
+    assert len(rows) == len(facts["milestones"])
+    for row, stats in zip(rows, facts["milestones"].values(), strict=True):
+        for column, key in (("Median depth", "median"), ("Q1", "q1"), ("Q3", "q3")):
+            assert_3dp(row[column], stats[key])
+        assert row["Facts reaching it"] == f"{stats['n_reached']} of {facts['n_aligned']}"
+    for row, fact in zip(tables["Per fact"], facts["per_fact"], strict=True):
+        assert code(row["Fact"]) == fact["prompt_id"]
+        assert_milestone(row["answer is top-1"], fact["first_rank1"])
+    beta = (run_dir / "evaluation-beta-18l.md").read_text(encoding="utf-8")
+    assert "Not run for this model" in beta
+
+
+def test_failed_consistency_gives_a_loud_warning_first(tmp_path: Path) -> None:
+    write_model(tmp_path, "broken", 12, 1000, facts=False, kl_bits=0.9)
+    write_reports(tmp_path)
+    text = (tmp_path / "evaluation-broken.md").read_text(encoding="utf-8")
+    warning = text.index("**WARNING: the lens does not reproduce")
+    assert warning < text.index("## Model and set-up")
+    assert "kl_bits = 0.9" in text
+    assert "**FAILED**" in (tmp_path / "evaluation-cross-model.md").read_text(encoding="utf-8")
+
+
+def test_missing_records_csv_skips_only_the_heatmap(tmp_path: Path) -> None:
+    write_model(tmp_path, "norecords", 6, 500, facts=False)
+    (tmp_path / "output-norecords-records.csv").unlink()
+    written = {p.name for p in write_reports(tmp_path)}
+    assert "heatmap-norecords.png" not in written and "trajectory-norecords.png" in written
+    assert "records.csv` is missing: no heatmap" in (tmp_path / "evaluation-norecords.md").read_text(encoding="utf-8")
+
+
+# --- cross-model ---------------------------------------------------------------------------
+
+
+def test_cross_model_lists_skipped_and_compares_the_rest(run_dir: Path) -> None:
+    text = (run_dir / "evaluation-cross-model.md").read_text(encoding="utf-8")
+    skipped = summary(run_dir, SKIPPED)
+    assert f"- `{SKIPPED}` (skipped): {skipped['reason']}" in text
+    tables = tables_by_heading(text)
+    assert [code(r["Model"]) for r in tables["Models"]] == list(OK_MODELS)
+    for row in tables["Main prompt milestones"]:
+        doc = summary(run_dir, code(row["Model"]))
+        main = next(p for p in doc["prompts"] if p["prompt_id"] == doc["main_prompt_id"])
+        assert int(row["Layers"]) == doc["diagnostics"]["n_layers"]
+        for key, label in (("first_rank1", "answer is top-1"), ("first_p_answer_gt_0_5", "p(answer) > 0.5")):
+            assert_milestone(row[label], main["milestones"][key])
+    for row in tables["The same prompt across models"]:
+        for name in OK_MODELS:
+            entry = next(p for p in summary(run_dir, name)["prompts"] if p["prompt_id"] == code(row["Prompt"]))
+            cell = row[f"`{name}`"]
+            if entry["alignment"]["ok"]:
+                assert_milestone(cell, entry["milestones"]["first_rank1"])
+            else:
+                assert cell == "not aligned"
+    facts = summary(run_dir, "alpha-30l")["facts"]["milestones"]
+    fact_rows = tables["Fact battery"]
+    assert {code(r["Model"]) for r in fact_rows} == {"alpha-30l"}
+    for row, stats in zip(fact_rows, facts.values(), strict=True):
+        assert_3dp(row["Median depth"], stats["median"])
+
+
+def test_only_skipped_models_still_gives_a_cross_model_report(tmp_path: Path) -> None:
+    (tmp_path / "output-big.json").write_text(json.dumps({"status": "failed", "reason": "out of memory"}))
+    written = {p.name for p in write_reports(tmp_path)}
+    assert written == {"evaluation-big.md", "evaluation-cross-model.md"}
+    assert "- `big` (failed): out of memory" in (tmp_path / "evaluation-cross-model.md").read_text()
+
+
+# --- LLM prompts ---------------------------------------------------------------------------
+
+
+def _body(text: str) -> str:
+    return text.split("\n---\n\n", 1)[1]
+
+
+def test_llm_prompt_inlines_the_artefacts_verbatim(run_dir: Path) -> None:
+    text = (run_dir / "llm-prompt-alpha-30l.md").read_text(encoding="utf-8")
+    body = _body(text)
+    assert f"{len(body):,} characters, about {len(body) // 4:,} tokens" in text
+    assert "Nothing was trimmed" in text
+    template = (ROOT / "prompts" / "prompt-single-model-evaluation.txt").read_text(encoding="utf-8")
+    assert body.startswith(template.rstrip())
+    assert (run_dir / "output-alpha-30l.json").read_text(encoding="utf-8").rstrip() in body
+    assert (run_dir / "output-alpha-30l-pure-next-token.csv").read_text(encoding="utf-8") in body
+    cross = (run_dir / "llm-prompt-cross-model.md").read_text(encoding="utf-8")
+    assert "output-beta-18l-pure-next-token.csv" in cross and SKIPPED not in _body(cross).split("## Artefacts")[1]
+
+
+def test_llm_prompt_trims_to_the_budget_and_says_what(run_dir: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from lens_reports import llm_prompt
+
+    copy = shutil.copytree(run_dir, tmp_path / "copy")
+    model = next(m for m in read_run(copy).models if m.name == "alpha-30l")
+    monkeypatch.setattr(llm_prompt, "CHAR_BUDGET", 50_000)
+    text = llm_prompt.write_model_prompt(model, copy).read_text(encoding="utf-8")
+    assert len(_body(text)) <= 50_000 and "Over budget" not in text
+    assert "columns top2..top20 and p_top2..p_top20 removed (only top1 kept)" in text
+    assert "facts.per_fact removed (6 entries" in text
+    assert "rows of prompts other than `completion` kept only at the key layers [0, 5, 10, 15, 20, 25, 30]" in text
+    csv_header = _body(text).split("```csv\n", 1)[1].splitlines()[0]
+    assert "top1" in csv_header and "top2" not in csv_header
+    monkeypatch.setattr(llm_prompt, "CHAR_BUDGET", 1_000)
+    assert "Over budget" in llm_prompt.write_model_prompt(model, copy).read_text(encoding="utf-8")
+
+
+def test_meta_prompt_appears_once_llm_evaluations_are_saved(run_dir: Path, tmp_path: Path) -> None:
+    from lens_reports.meta_prompt import write_meta_prompt
+
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    assert write_meta_prompt(run) is None and not (run / "llm-prompt-meta.md").exists()
+    (run / "llm-evaluation-alpha-30l.md").write_text("Berlin appears at 75% depth.\n", encoding="utf-8")
+    meta = write_meta_prompt(run).read_text(encoding="utf-8")
+    assert "Berlin appears at 75% depth." in meta
+    assert "### evaluation-cross-model.md" in meta and "### evaluation-alpha-30l.md" in meta
+    template = (ROOT / "prompts" / "prompt-meta-evaluation.txt").read_text(encoding="utf-8")
+    assert _body(meta).startswith(template.rstrip())
+
+
+# --- determinism and the command line ----------------------------------------------------
+
+
+def test_regenerating_gives_identical_bytes(run_dir: Path, tmp_path: Path) -> None:
+    copy = shutil.copytree(run_dir, tmp_path / "copy")
+    for path in list(copy.glob("*.md")) + list(copy.glob("*.png")):
+        path.unlink()
+    (copy / "llm-evaluation-cross-model.md").write_text("An LLM's answer.\n", encoding="utf-8")
+    assert "llm-prompt-meta.md" in {p.name for p in write_reports(copy)}
+    for path in sorted(run_dir.glob("*.md")) + sorted(run_dir.glob("*.png")):
+        assert (copy / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def _report(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(EXPERIMENT / "report.py"), *args], capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+@pytest.mark.parametrize("where", ["missing", "empty"])
+def test_report_cli_on_a_bad_folder_says_one_line(tmp_path: Path, where: str) -> None:
+    folder = tmp_path / "nothing-here"
+    if where == "empty":
+        folder.mkdir()
+    result = _report(str(folder))
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ") and result.stderr.count("\n") == 1
+    assert "Traceback" not in result.stderr
+
+
+def test_report_cli_regenerates_without_torch(tmp_path: Path) -> None:
+    write_model(tmp_path, "small", 6, 500, facts=True)
+    script = (f"import runpy, sys\nsys.argv = ['report.py', {str(tmp_path)!r}]\n"
+              f"try:\n    runpy.run_path({str(EXPERIMENT / 'report.py')!r}, run_name='__main__')\n"
+              "except SystemExit as exit_:\n    assert exit_.code == 0, exit_.code\n"
+              "assert 'torch' not in sys.modules, 'report.py imported torch'\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "evaluation-cross-model.md" in result.stdout
+    assert "usage: report.py" in _report("--help").stdout
+
+
+def test_read_run_refuses_a_damaged_json(tmp_path: Path) -> None:
+    (tmp_path / "output-x.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(ReportInputError, match="output-x.json is not valid JSON"):
+        read_run(tmp_path)
