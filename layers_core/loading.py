@@ -1,0 +1,296 @@
+"""The one place that turns a model spec into a loaded model and tokenizer.
+
+``load_model`` reads the config first (no weights), asks
+``device_policy.plan_device`` where and in which dtype to run, loads the weights
+in that dtype, moves them there, and checks that the lens (``architecture.model_parts``)
+and the TransformerLens bridge can handle the architecture. Every failure a user
+can cause becomes a one-line ``TinycaveError``. GGUF files go through
+``gguf_cache``; hub ids and folders through transformers' ``from_pretrained``
+with ``use_safetensors=True`` (pickled ``.bin`` weights can run code when loaded).
+"""
+
+from __future__ import annotations
+
+import copy
+import gc
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from layers_core import gguf_cache
+from layers_core.bundled import bundled_gguf_path
+from layers_core.errors import InvalidModelFileError, UnsupportedArchitectureError
+from layers_core.load_errors import check_folder, explain_hub_error, first_line, gguf_errors, translated_errors
+from layers_core.model_spec import ModelSpec, parse_model_spec
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+    from transformer_lens.model_bridge import TransformerBridge
+
+    from layers_core.device_policy import DevicePlan
+
+GGUF_MAGIC = b"GGUF"
+__all__ = [
+    "LoadedModel", "check_architecture", "check_bridge_support", "explain_hub_error",
+    "free_model", "load_model", "read_config",
+]
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for experiments, with where it came from.
+
+    Attributes:
+        spec: What the user asked for.
+        model: The transformers model, eval mode, on ``plan.device`` in ``plan.dtype``
+            (None after ``free_model``).
+        tokenizer: Its tokenizer.
+        plan: The device and dtype decision, with its reason.
+        source: Provenance: kind, location, gguf_sha256 / cache ("hit", "built" or
+            None) for GGUF files, load_seconds.
+    """
+
+    spec: ModelSpec
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    plan: DevicePlan
+    source: dict
+    _bridge: TransformerBridge | None = field(default=None, repr=False, compare=False)
+
+    def bridge(self) -> TransformerBridge:
+        """The TransformerLens bridge around ``model``, booted on first call (no hub access).
+
+        Booting changes ``model`` in place: TransformerLens wraps its submodules
+        (``model.model.layers[i]`` becomes a ``BlockBridge``, each ``Linear`` a
+        ``LinearBridge``) and switches attention to eager. Afterwards the HF
+        model's logits equal the bridge's exactly, but differ from the logits it
+        gave before booting (sdpa) by ~1e-5 in fp32, and hooks that look for the
+        original module classes find the wrappers. Capture with the hand path
+        before booting, or load a second copy. The bridge gets its own copy of
+        the tokenizer, so ``tokenizer`` is not changed.
+        """
+        if self._bridge is None:
+            from transformer_lens.model_bridge import TransformerBridge
+
+            name = self.spec.location if self.spec.kind == "hub" else self.spec.name
+            try:
+                self._bridge = TransformerBridge.boot_transformers(
+                    name,
+                    hf_model=self.model,
+                    tokenizer=copy.deepcopy(self.tokenizer),
+                    device=self.plan.device,
+                    dtype=self.plan.torch_dtype(),
+                )
+            except (ValueError, NotImplementedError) as err:
+                raise UnsupportedArchitectureError(
+                    f"the TransformerLens bridge cannot wrap {type(self.model).__name__}: {first_line(err)}"
+                ) from err
+        return self._bridge
+
+
+def load_model(
+    spec: ModelSpec | str,
+    *,
+    device: str = "auto",
+    dtype: str = "auto",
+    trust_remote_code: bool = False,
+    check_bridge: bool = True,
+) -> LoadedModel:
+    """Load a bundled alias, hub id, checkpoint folder or GGUF file.
+
+    Args:
+        spec: A parsed spec or the text the user typed.
+        device: "auto", "cuda", "mps" or "cpu" (see ``device_policy.plan_device``).
+        dtype: "auto" or a dtype name.
+        trust_remote_code: Run model code shipped with a hub repo or folder.
+            Only when the user passed ``--trust-remote-code``.
+        check_bridge: Also refuse architectures the TransformerLens bridge cannot wrap.
+
+    Raises:
+        TinycaveError: A subclass naming what went wrong and what to do.
+    """
+    spec = parse_model_spec(spec) if isinstance(spec, str) else spec
+    started = time.perf_counter()
+    if spec.kind in ("bundled", "gguf"):
+        model, tokenizer, plan, source = _load_gguf(spec, device, dtype)
+    else:
+        model, tokenizer, plan, source = _load_transformers(spec, device, dtype, trust_remote_code)
+    # GGUF configs carry no `architectures`, and the bridge picks its adapter from it.
+    model.config.architectures = [type(model).__name__]
+    model.eval()
+    check_architecture(model, check_bridge=check_bridge)
+    source["load_seconds"] = round(time.perf_counter() - started, 3)
+    return LoadedModel(spec=spec, model=model, tokenizer=tokenizer, plan=plan, source=source)
+
+
+def read_config(spec: ModelSpec, *, trust_remote_code: bool = False) -> PretrainedConfig:
+    """The model's transformers config, without loading weights.
+
+    For a GGUF file the config comes from its cache entry when there is one
+    (fast), else from the GGUF metadata (a few seconds).
+    """
+    if spec.kind in ("bundled", "gguf"):
+        return _gguf_config(_gguf_path(spec))[0]
+    from transformers import AutoConfig
+
+    if spec.kind == "folder":
+        check_folder(Path(spec.location))
+    with translated_errors(spec):
+        return AutoConfig.from_pretrained(spec.location, trust_remote_code=trust_remote_code)
+
+
+def free_model(loaded: LoadedModel) -> None:
+    """Release a model's memory: drop the bridge and the weights, collect, empty GPU caches.
+
+    The weights are moved to the meta device first, so memory is returned even
+    if something else still holds the module. ``loaded.model`` is None afterwards.
+    """
+    import torch
+
+    loaded._bridge = None
+    if loaded.model is not None:
+        loaded.model.to("meta")
+    loaded.model = None  # type: ignore[assignment]
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if torch.backends.mps.is_available():
+        torch.mps.empty_cache()
+
+
+def check_architecture(model: PreTrainedModel, *, check_bridge: bool = True) -> str:
+    """Refuse a model the lens, or the TransformerLens bridge, cannot handle; return its class name."""
+    from layers_core.architecture import model_parts
+
+    model_parts(model)
+    return check_bridge_support(model) if check_bridge else type(model).__name__
+
+
+def check_bridge_support(model: PreTrainedModel) -> str:
+    """Refuse a model class the TransformerLens bridge has no adapter for, without booting it."""
+    from transformer_lens.factories.architecture_adapter_factory import SUPPORTED_ARCHITECTURES
+
+    name = type(model).__name__
+    if name not in SUPPORTED_ARCHITECTURES:
+        raise UnsupportedArchitectureError(
+            f"{name} is not an architecture the TransformerLens bridge supports; use a model of a "
+            "supported family (Llama, Mistral, Qwen, Gemma, GPT-2, Phi-3, OLMo-2, ...)"
+        )
+    return name
+
+
+def _status(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _gguf_path(spec: ModelSpec) -> Path:
+    return bundled_gguf_path(spec.location) if spec.kind == "bundled" else Path(spec.location)
+
+
+def _gguf_config(path: Path) -> tuple[PretrainedConfig, str]:
+    """(config, sha256 of the file) for a GGUF file; the config from a cache entry when there is one."""
+    from transformers import AutoConfig
+
+    with open(path, "rb") as handle:
+        if handle.read(4) != GGUF_MAGIC:
+            raise InvalidModelFileError(
+                f"{path} is not a GGUF file (it does not start with the GGUF magic bytes); "
+                "pass a real .gguf model file"
+            )
+    sha256 = gguf_cache.file_sha256(path)
+    entry = gguf_cache.any_entry(sha256)
+    if entry is not None:
+        return AutoConfig.from_pretrained(str(entry)), sha256
+    with gguf_errors(path):
+        return AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name), sha256
+
+
+def _load_gguf(spec: ModelSpec, device: str, dtype: str) -> tuple[Any, Any, DevicePlan, dict]:
+    """Load a GGUF model from its cache entry, or dequantize it and write the entry."""
+    from layers_core.device_policy import plan_device
+
+    path = _gguf_path(spec)
+    config, sha256 = _gguf_config(path)
+    plan = plan_device(config, device, dtype)
+    entry, discarded = gguf_cache.find_entry(sha256, plan.dtype)
+    source: dict[str, Any] = {"kind": spec.kind, "location": spec.location, "gguf_path": str(path),
+                              "gguf_sha256": sha256, "cache_discarded": discarded}
+    loaded = None
+    if entry is not None:
+        _status(f"loading {spec.name} from cache {entry} ...")
+        loaded = _load_entry(entry, plan, discarded)
+    if loaded is not None:
+        model, tokenizer = loaded
+        source.update(cache="hit", cache_entry=str(entry))
+    else:
+        for line in discarded:
+            _status(f"damaged cache entry removed, rebuilding it: {line}")
+        cache_dir = gguf_cache.gguf_cache_dir()
+        _status(f"dequantizing {path.name} (first use of this file; cached afterwards in {cache_dir}) ...")
+        model, tokenizer = _dequantize(path, plan)
+        source.update(cache="built", cache_entry=None)
+        try:
+            source["cache_entry"] = str(gguf_cache.write_entry(sha256, path, model, tokenizer, plan.dtype))
+        except OSError as err:
+            source["cache_error"] = str(err)
+            _status(f"could not write the cache entry ({err}); going on without it")
+    return model.to(plan.device), tokenizer, plan, source
+
+
+def _load_entry(entry: Path, plan: DevicePlan, discarded: list[str]) -> tuple[Any, Any] | None:
+    """Load a verified entry; an entry transformers still cannot read is deleted (None returned)."""
+    from safetensors import SafetensorError
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(entry), dtype=plan.torch_dtype(), use_safetensors=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(entry))
+    except (OSError, ValueError, SafetensorError) as err:
+        discarded.append(f"{entry}: unreadable ({first_line(err)})")
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
+    return model, tokenizer
+
+
+def _dequantize(path: Path, plan: DevicePlan) -> tuple[Any, Any]:
+    """Dequantize a GGUF file with transformers and make the model savable."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with gguf_errors(path):
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, dtype=plan.torch_dtype()
+        )
+    # The weights are already plain tensors, but transformers refuses to save a
+    # model that still has its GGUF quantizer; a reload must not look for one either.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return model, tokenizer
+
+
+def _load_transformers(
+    spec: ModelSpec, device: str, dtype: str, trust_remote_code: bool
+) -> tuple[Any, Any, DevicePlan, dict]:
+    """Load a hub id or a checkpoint folder in the planned dtype and device."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from layers_core.device_policy import plan_device
+
+    config = read_config(spec, trust_remote_code=trust_remote_code)
+    plan = plan_device(config, device, dtype)
+    _status(f"loading {spec.location} ...")
+    with translated_errors(spec):
+        tokenizer = AutoTokenizer.from_pretrained(spec.location, trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            spec.location, config=config, dtype=plan.torch_dtype(),
+            use_safetensors=True, trust_remote_code=trust_remote_code,
+        )
+    source = {"kind": spec.kind, "location": spec.location, "cache": None,
+              "revision": getattr(config, "_commit_hash", None)}
+    return model.to(plan.device), tokenizer, plan, source
+
+
