@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -71,7 +72,11 @@ def assert_3dp(cell: str, value: float | None) -> None:
     assert abs(float(cell) - value) <= 5.001e-4, (cell, value)
 
 
-def assert_milestone(cell: str, entry: dict) -> None:
+def assert_milestone(cell: str, entry: dict, aligned: bool = True, key: str = "first_rank1") -> None:
+    """A ``layer (depth)`` cell equal to the JSON milestone; ``not aligned`` for answer milestones without answer."""
+    if not aligned and key != "first_kl_below_1_bit":
+        assert cell == "not aligned", cell
+        return
     parsed = milestone(cell)
     if entry["layer"] is None:
         assert parsed is None, cell
@@ -83,8 +88,8 @@ def assert_milestone(cell: str, entry: dict) -> None:
 # --- plots -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", OK_MODELS)
-def test_heatmap_grid_is_the_records_csv(run_dir: Path, name: str) -> None:
+def check_heatmap_grid(run_dir: Path, name: str) -> None:
+    """The heatmap grid has L+1 rows, one column per input token, and the records CSV's top-1 in every cell."""
     records = read_csv(run_dir / f"output-{name}-records.csv")
     doc = summary(run_dir, name)
     n_layers = doc["diagnostics"]["n_layers"]
@@ -98,6 +103,13 @@ def test_heatmap_grid_is_the_records_csv(run_dir: Path, name: str) -> None:
     for row in rows.itertuples():
         assert text[row.layer][row.pos] == row.top1
         assert probs[row.layer, row.pos] == pytest.approx(row.p_top1)
+    for stem in ("heatmap", "heatmap-entropy", "trajectory"):
+        assert (run_dir / f"{stem}-{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("name", OK_MODELS)
+def test_heatmap_grid_is_the_records_csv(run_dir: Path, name: str) -> None:
+    check_heatmap_grid(run_dir, name)
 
 
 def test_heatmap_figure_draws_every_cell(run_dir: Path) -> None:
@@ -153,64 +165,89 @@ def test_every_plot_file_is_written(run_dir: Path) -> None:
 # --- per-model markdown ---------------------------------------------------------------------
 
 
-def test_consistency_comes_first_and_matches_json(run_dir: Path) -> None:
-    text = (run_dir / "evaluation-alpha-30l.md").read_text(encoding="utf-8")
-    headings = [line for line in text.splitlines() if line.startswith("## ")]
-    assert headings[0] == "## Last-layer consistency"
-    check = summary(run_dir, "alpha-30l")["diagnostics"]["last_layer_consistency"]
-    table = {r["Check"]: r["Value"] for r in tables_by_heading(text)["Last-layer consistency"]}
-    assert float(table["KL(lens at layer L, model output) in bits"]) == check["kl_bits"]
-    assert float(table["Max absolute logit difference"]) == check["max_abs_logit_diff"]
-    assert "WARNING" not in text
-
-
-@pytest.mark.parametrize("name", OK_MODELS)
-def test_markdown_tables_match_the_json(run_dir: Path, name: str) -> None:
+def check_model_markdown(run_dir: Path, name: str) -> None:
+    """Every number in evaluation-<name>.md's tables equals the JSON value it came from."""
     doc = summary(run_dir, name)
-    tables = tables_by_heading((run_dir / f"evaluation-{name}.md").read_text(encoding="utf-8"))
+    text = (run_dir / f"evaluation-{name}.md").read_text(encoding="utf-8")
+    tables = tables_by_heading(text)
+    assert [h for h in text.splitlines() if h.startswith("## ")][0] == "## Last-layer consistency"
+    check = {r["Check"]: r["Value"] for r in tables["Last-layer consistency"]}
+    consistency = doc["diagnostics"]["last_layer_consistency"]
+    assert float(check["KL(lens at layer L, model output) in bits"]) == consistency["kl_bits"]
+    assert float(check["Max absolute logit difference"]) == consistency["max_abs_logit_diff"]
+    checks = [consistency] + [p["last_layer_consistency"] for p in doc["prompts"] if "last_layer_consistency" in p]
+    passed = all(c["kl_bits"] <= 1e-3 and c["top1_agree"] for c in checks)
+    assert ("WARNING" in text) == (not passed)
     prompts = {p["prompt_id"]: p for p in doc["prompts"]}
     setup = {r["Field"]: r["Value"] for r in tables["Model and set-up"]}
     assert int(setup["Layers (L)"]) == doc["diagnostics"]["n_layers"]
+    assert int(setup["Vocabulary"]) == doc["diagnostics"]["vocab_size"]
     milestone_rows = tables["Milestones"]
     assert [code(r["Prompt"]) for r in milestone_rows] == list(prompts)
+    labels = {"first_rank_le_10": "answer in top 10", "first_rank1": "answer is top-1",
+              "first_p_answer_gt_0_5": "p(answer) > 0.5", "first_kl_below_1_bit": "KL to final < 1 bit"}
     for row in milestone_rows:
         entry = prompts[code(row["Prompt"])]
-        assert_milestone(row["answer is top-1"], entry["milestones"]["first_rank1"])
-        assert_milestone(row["answer in top 10"], entry["milestones"]["first_rank_le_10"])
-        assert_milestone(row["KL to final < 1 bit"], entry["milestones"]["first_kl_below_1_bit"])
+        for key, label in labels.items():
+            assert_milestone(row[label], entry["milestones"][key], entry["alignment"]["ok"], key)
         assert int(row["Copy-collapse layers"]) == entry["copy_collapse"]["n_layers"]
+    for row in tables["How each prompt ended"]:
+        entry = prompts[code(row["Prompt"])]
+        assert code(row["Final top-1"]) == entry["final_prediction"]["top"][0]["token"]
+        assert_prob(row["p(top-1)"], entry["final_prediction"]["top"][0]["p"])
+        assert_prob(row["p(answer) at L"], entry["key_layers"][-1]["p_answer"])
     for pid, entry in prompts.items():
-        key_rows = tables[f"Key layers: `{pid}`"]
-        assert len(key_rows) == len(entry["key_layers"])
-        for row, key in zip(key_rows, entry["key_layers"], strict=True):
-            assert int(row["Layer"]) == key["layer"]
-            assert_3dp(row["Relative depth"], key["rel_depth"])
-            assert code(row["Top-1"]) == key["top1"]
-            assert_prob(row["p(top-1)"], key["p_top1"])
-            assert_prob(row["p(answer)"], key["p_answer"])
-            assert row["Answer rank"] == ("n/a" if key["answer_rank"] is None else str(key["answer_rank"]))
-        for row, top in zip(tables[f"Final prediction: `{pid}`"], entry["final_prediction"]["top"], strict=True):
-            assert code(row["Token"]) == top["token"]
-            assert_prob(row["p"], top["p"])
-        for row, temp in zip(tables[f"Temperature: `{pid}`"], entry["temperature_exploration"], strict=True):
-            assert float(row["Temperature"]) == temp["temperature"]
-            assert_3dp(row["Entropy (bits)"], temp["entropy_bits"])
-            assert code(row["Top-1"]) == temp["top"][0]["token"]
-            assert_prob(row["p1"], temp["top"][0]["p"])
+        check_prompt_tables(tables, pid, entry)
 
 
-def test_fact_battery_tables_match_the_json(run_dir: Path) -> None:
-    facts = summary(run_dir, "alpha-30l")["facts"]
-    tables = tables_by_heading((run_dir / "evaluation-alpha-30l.md").read_text(encoding="utf-8"))
+def check_prompt_tables(tables: dict, pid: str, entry: dict) -> None:
+    """Key layers, final prediction and temperature tables of one prompt against its JSON entry."""
+    key_rows = tables[f"Key layers: `{pid}`"]
+    assert len(key_rows) == len(entry["key_layers"])
+    for row, key in zip(key_rows, entry["key_layers"], strict=True):
+        assert int(row["Layer"]) == key["layer"]
+        assert_3dp(row["Relative depth"], key["rel_depth"])
+        assert code(row["Top-1"]) == key["top1"]
+        assert_prob(row["p(top-1)"], key["p_top1"])
+        assert_prob(row["p(answer)"], key["p_answer"])
+        assert row["Answer rank"] == ("n/a" if key["answer_rank"] is None else str(key["answer_rank"]))
+    for row, top in zip(tables[f"Final prediction: `{pid}`"], entry["final_prediction"]["top"], strict=True):
+        assert code(row["Token"]) == top["token"]
+        assert_prob(row["p"], top["p"])
+    for row, temp in zip(tables[f"Temperature: `{pid}`"], entry["temperature_exploration"], strict=True):
+        assert float(row["Temperature"]) == temp["temperature"]
+        assert_3dp(row["Entropy (bits)"], temp["entropy_bits"])
+        for i, top in enumerate(temp["top"], 1):
+            assert code(row[f"Top-{i}"]) == top["token"]
+            assert_prob(row[f"p{i}"], top["p"])
+
+
+def check_facts_markdown(run_dir: Path, name: str) -> None:
+    """The fact-battery tables equal the JSON facts summary and per-fact milestones."""
+    facts = summary(run_dir, name)["facts"]
+    tables = tables_by_heading((run_dir / f"evaluation-{name}.md").read_text(encoding="utf-8"))
     rows = tables["Fact battery"]
     assert len(rows) == len(facts["milestones"])
     for row, stats in zip(rows, facts["milestones"].values(), strict=True):
         for column, key in (("Median depth", "median"), ("Q1", "q1"), ("Q3", "q3")):
             assert_3dp(row[column], stats[key])
-        assert row["Facts reaching it"] == f"{stats['n_reached']} of {facts['n_aligned']}"
+        assert row["Facts reaching it"] == f"{stats['n_reached']} of {stats['n']}"
     for row, fact in zip(tables["Per fact"], facts["per_fact"], strict=True):
         assert code(row["Fact"]) == fact["prompt_id"]
-        assert_milestone(row["answer is top-1"], fact["first_rank1"])
+        assert row["Aligned"] == ("yes" if fact["aligned"] else "no")
+        assert code(row["Final top-1"]) == fact["final_top1"]
+        assert_milestone(row["answer is top-1"], fact["first_rank1"], fact["aligned"])
+        assert_milestone(row["KL to final < 1 bit"], fact["first_kl_below_1_bit"], fact["aligned"],
+                         "first_kl_below_1_bit")
+
+
+@pytest.mark.parametrize("name", OK_MODELS)
+def test_markdown_tables_match_the_json(run_dir: Path, name: str) -> None:
+    check_model_markdown(run_dir, name)
+
+
+def test_fact_battery_tables_match_the_json(run_dir: Path) -> None:
+    check_facts_markdown(run_dir, "alpha-30l")
     beta = (run_dir / "evaluation-beta-18l.md").read_text(encoding="utf-8")
     assert "Not run for this model" in beta
 
@@ -236,31 +273,36 @@ def test_missing_records_csv_skips_only_the_heatmap(tmp_path: Path) -> None:
 # --- cross-model ---------------------------------------------------------------------------
 
 
-def test_cross_model_lists_skipped_and_compares_the_rest(run_dir: Path) -> None:
-    text = (run_dir / "evaluation-cross-model.md").read_text(encoding="utf-8")
-    skipped = summary(run_dir, SKIPPED)
-    assert f"- `{SKIPPED}` (skipped): {skipped['reason']}" in text
-    tables = tables_by_heading(text)
-    assert [code(r["Model"]) for r in tables["Models"]] == list(OK_MODELS)
+def check_cross_model(run_dir: Path, names: list[str]) -> None:
+    """The cross-model tables list the ok models and copy their JSON milestones and fact summaries."""
+    tables = tables_by_heading((run_dir / "evaluation-cross-model.md").read_text(encoding="utf-8"))
+    assert [code(r["Model"]) for r in tables["Models"]] == names
     for row in tables["Main prompt milestones"]:
         doc = summary(run_dir, code(row["Model"]))
         main = next(p for p in doc["prompts"] if p["prompt_id"] == doc["main_prompt_id"])
         assert int(row["Layers"]) == doc["diagnostics"]["n_layers"]
         for key, label in (("first_rank1", "answer is top-1"), ("first_p_answer_gt_0_5", "p(answer) > 0.5")):
-            assert_milestone(row[label], main["milestones"][key])
+            assert_milestone(row[label], main["milestones"][key], main["alignment"]["ok"], key)
     for row in tables["The same prompt across models"]:
-        for name in OK_MODELS:
+        for name in names:
             entry = next(p for p in summary(run_dir, name)["prompts"] if p["prompt_id"] == code(row["Prompt"]))
-            cell = row[f"`{name}`"]
-            if entry["alignment"]["ok"]:
-                assert_milestone(cell, entry["milestones"]["first_rank1"])
-            else:
-                assert cell == "not aligned"
-    facts = summary(run_dir, "alpha-30l")["facts"]["milestones"]
-    fact_rows = tables["Fact battery"]
-    assert {code(r["Model"]) for r in fact_rows} == {"alpha-30l"}
-    for row, stats in zip(fact_rows, facts.values(), strict=True):
-        assert_3dp(row["Median depth"], stats["median"])
+            assert_milestone(row[f"`{name}`"], entry["milestones"]["first_rank1"], entry["alignment"]["ok"])
+    fact_rows = iter(tables.get("Fact battery", []))
+    for name in names:
+        for stats in ((summary(run_dir, name)["facts"] or {}).get("milestones") or {}).values():
+            row = next(fact_rows)
+            assert code(row["Model"]) == name
+            assert_3dp(row["Median depth"], stats["median"])
+            assert row["Facts reaching it"] == f"{stats['n_reached']} of {stats['n']}"
+    assert (run_dir / "cross-model.png").stat().st_size > 10_000
+
+
+def test_cross_model_lists_skipped_and_compares_the_rest(run_dir: Path) -> None:
+    text = (run_dir / "evaluation-cross-model.md").read_text(encoding="utf-8")
+    skipped = summary(run_dir, SKIPPED)
+    assert f"- `{SKIPPED}` (skipped): {skipped['reason']}" in text
+    check_cross_model(run_dir, list(OK_MODELS))
+    assert "Not run for: `beta-18l`." in text
 
 
 def test_only_skipped_models_still_gives_a_cross_model_report(tmp_path: Path) -> None:
@@ -300,7 +342,7 @@ def test_llm_prompt_trims_to_the_budget_and_says_what(run_dir: Path, tmp_path: P
     text = llm_prompt.write_model_prompt(model, copy).read_text(encoding="utf-8")
     assert len(_body(text)) <= 50_000 and "Over budget" not in text
     assert "columns top2..top20 and p_top2..p_top20 removed (only top1 kept)" in text
-    assert "facts.per_fact removed (6 entries" in text
+    assert "facts.per_fact removed (7 entries" in text
     assert "rows of prompts other than `completion` kept only at the key layers [0, 5, 10, 15, 20, 25, 30]" in text
     csv_header = _body(text).split("```csv\n", 1)[1].splitlines()[0]
     assert "top1" in csv_header and "top2" not in csv_header
@@ -366,3 +408,26 @@ def test_read_run_refuses_a_damaged_json(tmp_path: Path) -> None:
     (tmp_path / "output-x.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ReportInputError, match="output-x.json is not valid JSON"):
         read_run(tmp_path)
+
+
+# --- a real 001 run on tiny random checkpoints ------------------------------------------
+
+
+def test_reports_of_a_real_001_run(tiny_checkpoints, tmp_path: Path) -> None:  # noqa: ANN001 - conftest fixture
+    """run.py on two tiny real models (one with a final softcap) writes reports that match its artefacts."""
+    models = [str(tiny_checkpoints("llama")), str(tiny_checkpoints("gemma2"))]
+    result = subprocess.run([sys.executable, str(EXPERIMENT / "run.py"), "--models", *models, "--out", str(tmp_path)],
+                            capture_output=True, text=True, timeout=600, check=False,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    run_dir = tmp_path / "run-latest"
+    names = ["gemma2", "llama"]  # reports list models by name
+    for name in names:
+        check_heatmap_grid(run_dir, name)
+        check_model_markdown(run_dir, name)
+        check_facts_markdown(run_dir, name)
+        assert (run_dir / f"llm-prompt-{name}.md").is_file()
+    check_cross_model(run_dir, names)
+    before = {p.name: p.read_bytes() for p in run_dir.glob("*.md")}
+    write_reports(run_dir)
+    assert {p.name: p.read_bytes() for p in run_dir.glob("*.md")} == before

@@ -17,6 +17,7 @@ from lens_reports.formats import (
     fmt_depth,
     fmt_exact,
     fmt_milestone,
+    fmt_reached,
     fmt_text,
     fmt_token,
     fmt_yes_no,
@@ -100,7 +101,7 @@ def facts_table(models: list[ModelArtefacts]) -> str:
         for key, v in (facts.get("milestones") or {}).items():
             rows.append([fmt_token(m.name), fmt_text(facts.get("battery", MISSING)), milestone_label(key),
                          fmt_depth(v.get("median")), fmt_depth(v.get("q1")), fmt_depth(v.get("q3")),
-                         f"{v.get('n_reached', MISSING)} of {facts.get('n_aligned', MISSING)}"])
+                         fmt_reached(v, facts.get("n_aligned", MISSING))])
     if not rows:
         return "Not run for any model (001 was run without the fact battery)."
     without = [m.name for m in models if not m.summary.get("facts")]

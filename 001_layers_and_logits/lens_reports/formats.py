@@ -17,6 +17,9 @@ from typing import Any
 
 MISSING = "n/a"
 NEVER = "never"
+NOT_ALIGNED = "not aligned"
+# Milestones that need no answer token; every other one is meaningless when alignment failed.
+ANSWER_FREE_MILESTONES = frozenset({"first_kl_below_1_bit"})
 
 MILESTONE_LABELS = {
     "first_rank_le_10": "answer in top 10",
@@ -90,6 +93,18 @@ def fmt_milestone(entry: dict[str, Any] | None) -> str:
     if not entry or _is_missing(entry.get("layer")):
         return NEVER
     return f"{fmt_int(entry['layer'])} ({fmt_depth(entry.get('rel_depth'))})"
+
+
+def fmt_milestone_of(key: str, entry: dict[str, Any] | None, aligned: bool) -> str:
+    """A milestone cell, ``not aligned`` for an answer milestone of a prompt without an answer token."""
+    if not aligned and key not in ANSWER_FREE_MILESTONES:
+        return NOT_ALIGNED
+    return fmt_milestone(entry)
+
+
+def fmt_reached(stats: dict[str, Any], fallback_total: Any) -> str:
+    """``n_reached of n`` for a milestone distribution (n falls back to the aligned count)."""
+    return f"{stats.get('n_reached', MISSING)} of {stats.get('n', fallback_total)}"
 
 
 def milestone_label(key: str) -> str:

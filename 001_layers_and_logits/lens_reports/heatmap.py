@@ -77,7 +77,7 @@ def heatmap_figure(
 ) -> Figure:
     """Draw the grid: one text cell per (layer, position), the last position boxed in red."""
     n_layers, n_pos = value_grid.shape
-    fig = new_figure(max(6.5, 2.2 + 0.95 * n_pos), 2.2 + 0.27 * n_layers)
+    fig = new_figure(max(6.5, 2.2 + 0.95 * n_pos), max(4.5, 2.2 + 0.27 * n_layers))
     ax = fig.add_subplot()
     image = ax.imshow(value_grid, origin="lower", aspect="auto", cmap=cmap, vmin=0.0, vmax=vmax,
                       interpolation="nearest")
@@ -93,7 +93,7 @@ def heatmap_figure(
     ax.set_yticks(range(n_layers), [str(x) for x in layers], fontsize=7)
     ax.set_xlabel("input token at each position (\u2423 = space)\n"
                   "red box: the answer position, whose top-1 is the predicted next token", fontsize=9)
-    ax.set_ylabel("layer (0 = embeddings, bottom; L = last block output, top)", fontsize=9)
+    ax.set_ylabel("layer\n(0 = embeddings, at the bottom; L = last block output, at the top)", fontsize=9)
     ax.set_title(title, fontsize=10, loc="left")
     fig.colorbar(image, ax=ax, label=colour_label, shrink=0.6, pad=0.01)
     return fig
@@ -126,7 +126,7 @@ def write_heatmaps(model: ModelArtefacts, run_dir: Path) -> list[Path]:
     _, _, _, entropy = heatmap_grid(model.records, model.main_prompt_id, "entropy_bits", tokens)
     top = math.log2(vocab) if vocab else float(np.nanmax(entropy))
     fig = heatmap_figure(tok, layers, text, entropy, title=_title(model, prompt, "entropy"),
-                         colour_label=f"entropy (bits); top of scale = log2(vocab) = {top:.2f}, uniform",
+                         colour_label=f"entropy of the lens distribution (bits)\ntop of the scale: log2(vocab) = {top:.2f}, uniform",
                          vmax=top, cmap="viridis_r")
     save_png(fig, entropy_path)
     return [prob_path, entropy_path]

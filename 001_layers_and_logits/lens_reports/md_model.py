@@ -10,6 +10,8 @@ from lens_reports.formats import (
     fmt_depth,
     fmt_exact,
     fmt_milestone,
+    fmt_milestone_of,
+    fmt_reached,
     fmt_text,
     fmt_token,
     fmt_yes_no,
@@ -58,6 +60,7 @@ def consistency_section(diagnostics: dict[str, Any], prompts: list[dict[str, Any
             ["Same top-1 token", fmt_yes_no(check.get("top1_agree"))],
             ["Max absolute logit difference", fmt_exact(check.get("max_abs_logit_diff"))],
             ["Checked on prompt", fmt_token(check.get("prompt_id"))],
+            ["Prompts checked", fmt_exact(check.get("n_prompts_checked"))],
             ["Run's verdict (ok)", fmt_yes_no(check.get("ok"))],
             ["Run's warning", fmt_text(check.get("warning") or "none")]]
     verdict = ("Passed: the lens at the last layer reproduces the model's output "
@@ -93,8 +96,10 @@ def setup_section(summary: dict[str, Any]) -> str:
         ("Device", prov.get("device")), ("dtype", prov.get("dtype")), ("Device reason", prov.get("device_reason")),
         ("Device warnings", prov.get("device_warnings")), ("Device check", diag.get("device_check")),
         ("Seed", prov.get("seed")), ("Started at", prov.get("started_at")), ("Seconds", prov.get("seconds")),
-        ("Git commit", prov.get("git_commit")), ("Python", prov.get("python")), ("Platform", prov.get("platform")),
-        ("Packages", prov.get("packages")), ("Command", prov.get("argv")), ("What the lens did", diag.get("lens")),
+        ("Git commit", prov.get("git_commit")), ("Uncommitted changes", prov.get("git_dirty")),
+        ("Python", prov.get("python")), ("Platform", prov.get("platform")), ("Packages", prov.get("packages")),
+        ("Command", prov.get("argv")), ("Load", prov.get("load")), ("Model parts", diag.get("architecture_parts")),
+        ("What the lens did", diag.get("lens")),
     ]]
     table = md_table(["Field", "Value"], [[label, _json_value(value)] for label, value in rows])
     return "## Model and set-up\n\n" + table
@@ -106,19 +111,30 @@ def facts_section(facts: dict[str, Any] | None) -> str:
         return "## Fact battery\n\nNot run for this model (001 was run without the fact battery)."
     n_aligned = facts.get("n_aligned")
     summary_rows = [[milestone_label(k), fmt_depth(v.get("median")), fmt_depth(v.get("q1")), fmt_depth(v.get("q3")),
-                     f"{v.get('n_reached', MISSING)} of {n_aligned}"]
-                    for k, v in (facts.get("milestones") or {}).items()]
+                     fmt_reached(v, n_aligned)] for k, v in (facts.get("milestones") or {}).items()]
+    correct = facts.get("n_final_top1_correct")
     intro = (f"Battery `{facts.get('battery', MISSING)}`: {facts.get('n_facts', MISSING)} facts, {n_aligned} with "
-             "an aligned answer token. Relative depth (layer / L) at which each milestone is first reached, "
-             "over the facts that reach it.")
+             "an aligned answer token" + ("" if correct is None else f", {correct} where the model's own top-1 is "
+             "the answer") + ". Relative depth (layer / L) at which each milestone is first reached, over the facts "
+             "that reach it; answer milestones count aligned facts only.")
     parts = ["## Fact battery", intro,
              md_table(["Milestone", "Median depth", "Q1", "Q3", "Facts reaching it"], summary_rows)]
     per_fact = facts.get("per_fact") or []
     if per_fact:
-        keys: list[str] = []
-        for fact in per_fact:
-            keys += [k for k, v in fact.items() if isinstance(v, dict) and "layer" in v and k not in keys]
-        rows = [[fmt_token(f.get("prompt_id")), fmt_text(f.get("answer", MISSING))]
-                + [fmt_milestone(f.get(k)) for k in keys] for f in per_fact]
-        parts += ["### Per fact", md_table(["Fact", "Answer"] + [milestone_label(k) for k in keys], rows)]
+        parts += ["### Per fact", per_fact_table(per_fact)]
     return "\n\n".join(parts)
+
+
+def per_fact_table(per_fact: list[dict[str, Any]]) -> str:
+    """One row per fact: alignment, the model's final answer, each milestone."""
+    keys: list[str] = []
+    for fact in per_fact:
+        keys += [k for k, v in fact.items() if isinstance(v, dict) and "layer" in v and k not in keys]
+    rows = []
+    for f in per_fact:
+        aligned = f.get("aligned", True) is not False
+        rows.append([fmt_token(f.get("prompt_id")), fmt_text(f.get("answer", MISSING)), fmt_yes_no(f.get("aligned")),
+                     fmt_token(f.get("final_top1")), fmt_exact(f.get("final_answer_rank"))]
+                    + [fmt_milestone_of(k, f.get(k), aligned) for k in keys])
+    header = ["Fact", "Answer", "Aligned", "Final top-1", "Final answer rank"] + [milestone_label(k) for k in keys]
+    return md_table(header, rows)

@@ -10,6 +10,7 @@ from lens_reports.formats import (
     fmt_depth,
     fmt_int,
     fmt_milestone,
+    fmt_milestone_of,
     fmt_prob,
     fmt_text,
     fmt_token,
@@ -28,10 +29,14 @@ def milestone_keys(prompts: list[Prompt]) -> list[str]:
     return keys
 
 
+def is_aligned(prompt: Prompt) -> bool:
+    """True when the prompt's answer was aligned to a token."""
+    return bool((prompt.get("alignment") or {}).get("ok"))
+
+
 def answer_token(prompt: Prompt) -> str:
     """The aligned answer token as a code span, or a note that alignment failed."""
-    alignment = prompt.get("alignment") or {}
-    return fmt_token(alignment.get("answer_token")) if alignment.get("ok") else "not aligned"
+    return fmt_token(prompt["alignment"].get("answer_token")) if is_aligned(prompt) else "not aligned"
 
 
 def milestone_table(prompts: list[Prompt], n_layers: int) -> str:
@@ -43,7 +48,7 @@ def milestone_table(prompts: list[Prompt], n_layers: int) -> str:
     for p in prompts:
         copy = p.get("copy_collapse") or {}
         cells = [fmt_token(p["prompt_id"]), fmt_text(p.get("role", MISSING)), answer_token(p)]
-        cells += [fmt_milestone((p.get("milestones") or {}).get(k)) for k in keys]
+        cells += [fmt_milestone_of(k, (p.get("milestones") or {}).get(k), is_aligned(p)) for k in keys]
         cells += [fmt_milestone({"layer": copy.get("first_layer"), "rel_depth": copy.get("rel_depth")}),
                   fmt_int(copy.get("n_layers"))]
         rows.append(cells)
@@ -86,8 +91,8 @@ def comparison_lines(prompts: list[Prompt], main_id: str) -> list[str]:
             lines.append(f"{head}: answer not aligned ({reason}); only entropy and KL exist for it.")
             continue
         rank1 = fmt_milestone((p.get("milestones") or {}).get("first_rank1"))
-        lines.append(f"{head}: answer {answer_token(p)} is top-1 from layer {rank1}; "
-                     f"main prompt {fmt_token(main_id)}: {main_rank1}.")
+        when = "never becomes top-1" if rank1 == "never" else f"is top-1 from layer {rank1}"
+        lines.append(f"{head}: answer {answer_token(p)} {when}; main prompt {fmt_token(main_id)}: {main_rank1}.")
     return lines
 
 
