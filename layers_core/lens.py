@@ -147,28 +147,30 @@ class Lens:
         return self._head(self._normalise(resid, layer))
 
     @torch.no_grad()
-    def logits_stack(self, resid_stack: Tensor) -> Tensor:
-        """Decode all layers at once with one matmul over the unembedding.
+    def logits_stack(self, resid_stack: Tensor, first_layer: int = 0) -> Tensor:
+        """Decode consecutive layers at once with one matmul over the unembedding.
 
         Short prompts are bound by reading the unembedding weight once per layer;
-        one stacked matmul reads it once. The result holds ``(L+1) x ... x V`` fp32
-        values: for long all-position sweeps call ``logits`` layer by layer instead.
+        one stacked matmul reads it once. The result holds ``n x ... x V`` fp32
+        values: decode long all-position sweeps in chunks of layers (or per layer).
 
         Args:
-            resid_stack: ``[n_layers + 1, ..., d_model]`` as returned by ``capture_residuals``.
+            resid_stack: ``[n, ..., d_model]``: layers ``first_layer .. first_layer + n - 1``
+                (the whole ``capture_residuals`` stack by default, or a slice of it).
+            first_layer: The layer of ``resid_stack[0]``.
 
         Returns:
-            fp32 logits ``[n_layers + 1, ..., vocab_size]``.
+            fp32 logits ``[n, ..., vocab_size]``.
         """
-        if resid_stack.shape[0] != self.parts.n_layers + 1:
-            raise ValueError(
-                f"expected {self.parts.n_layers + 1} layers in the stack, got {resid_stack.shape[0]}"
-            )
-        if self.mode == "next-block":
-            normed = torch.stack([self._normalise(resid_stack[i], i) for i in range(resid_stack.shape[0])])
+        count = resid_stack.shape[0]
+        self._check_layer(first_layer)
+        self._check_layer(first_layer + count - 1)
+        layers = range(first_layer, first_layer + count)
+        if len({id(self._norms[layer]) for layer in layers}) == 1:
+            # Every layer here uses the same norm (or none): normalise the stack in one call.
+            normed = self._normalise(resid_stack, first_layer)
         else:
-            # Every layer uses the same norm (or none): normalise the stack in one call.
-            normed = self._normalise(resid_stack, 0)
+            normed = torch.stack([self._normalise(resid_stack[i], layer) for i, layer in enumerate(layers)])
         return self._head(normed)
 
     def describe(self) -> dict:

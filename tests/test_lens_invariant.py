@@ -115,8 +115,12 @@ def test_stacked_decoding_equals_per_layer_decoding(family: str) -> None:
     for mode in LENS_MODES:
         lens = Lens(parts, mode)
         stacked = lens.logits_stack(resid)
+        chunk = lens.logits_stack(resid[1:3], first_layer=1)
         for layer in range(parts.n_layers + 1):
             torch.testing.assert_close(stacked[layer], lens.logits(resid[layer], layer), rtol=0, atol=1e-5)
+        torch.testing.assert_close(chunk, stacked[1:3], rtol=0, atol=1e-5)
+        with pytest.raises(ValueError, match="outside"):
+            lens.logits_stack(resid, first_layer=1)
 
 
 @pytest.fixture(scope="module")
