@@ -80,6 +80,7 @@ def comparison_lines(prompts: list[Prompt], main_id: str) -> list[str]:
     """One factual line per non-main prompt: when its answer becomes top-1, next to the main prompt's."""
     main = next((p for p in prompts if p["prompt_id"] == main_id), None)
     main_rank1 = fmt_milestone(((main or {}).get("milestones") or {}).get("first_rank1"))
+    main_rank1 = "never top-1" if main_rank1 == "never" else f"top-1 from layer {main_rank1}"
     lines = []
     for p in prompts:
         if p["prompt_id"] == main_id:

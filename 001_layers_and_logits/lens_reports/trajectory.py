@@ -56,7 +56,8 @@ def trajectory_figure(pure: pd.DataFrame, main_prompt_id: str, roles: dict[str, 
     series = prompt_series(pure)
     palette = [f"C{i}" for i in range(10)]
     colours = {pid: palette[i % len(palette)] for i, pid in enumerate(series)}
-    labels = {pid: f"{pid} ({roles.get(pid, '?')})" + ("" if has_answer(rows) else ", no aligned answer")
+    labels = {pid: pid + ("" if roles.get(pid) == pid else f" ({roles.get(pid, '?')})")
+              + ("" if has_answer(rows) else ", no aligned answer")
               + (", main" if pid == main_prompt_id else "") for pid, rows in series.items()}
     fig = new_figure(12.0, 8.5)
     axes = fig.subplots(2, 2, sharex=True)
