@@ -133,7 +133,8 @@ def capture_residuals(
         final norm); ``logits`` is the model's own ``[B, T_sel, V]`` output in fp32.
     """
     _check_inputs(input_ids, attention_mask, positions)
-    device = parts.unembed.weight.device
+    # Inputs go where the embedding lives (the first thing the forward pass touches).
+    device = parts.embed.weight.device
     input_ids = input_ids.to(device)
     if attention_mask is not None:
         attention_mask = attention_mask.to(device)

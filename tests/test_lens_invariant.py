@@ -47,7 +47,7 @@ def _extra_configs() -> dict[str, transformers.PretrainedConfig]:
         "gpt_neox": transformers.GPTNeoXConfig(**no_gqa),
         "cohere": transformers.CohereConfig(**common, logit_scale=0.5),
         "granite": transformers.GraniteConfig(
-            **common, logits_scaling=4.0, embedding_multiplier=3.0, residual_multiplier=0.5
+            **common, logits_scaling=3.0, embedding_multiplier=3.0, residual_multiplier=0.5
         ),
         "gemma3_multimodal": transformers.Gemma3Config(
             text_config=text, vision_config=vision, mm_tokens_per_image=4
@@ -316,7 +316,7 @@ def test_describe_reports_the_head_that_was_applied() -> None:
     phi_raw = Lens(model_parts(_build("phi")), "raw").describe()
     assert phi_raw["head"] == "unembedding + bias"
     assert phi_raw["norm_by_layer"][0]["norm"] == "none"
-    assert "x 0.25" in Lens(model_parts(_build("granite"))).describe()["head"]
+    assert "x 0.333333" in Lens(model_parts(_build("granite"))).describe()["head"]
 
 
 def test_bad_mode_and_layer_are_refused() -> None:
