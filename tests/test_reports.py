@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -26,7 +27,7 @@ for _path in (str(ROOT), str(EXPERIMENT)):
 
 from lens_reports import write_reports  # noqa: E402
 from lens_reports.artefact_reader import ReportInputError, read_csv, read_run  # noqa: E402
-from lens_reports.heatmap import heatmap_figure, heatmap_grid  # noqa: E402
+from lens_reports.heatmap import heatmap_figure, heatmap_grid, last_columns  # noqa: E402
 from lens_reports.plot_style import plot_label  # noqa: E402
 from lens_reports.trajectory import trajectory_figure  # noqa: E402
 from tests.fixtures.lens_run_builder import build_run, write_model  # noqa: E402
@@ -126,6 +127,15 @@ def test_heatmap_figure_draws_every_cell(run_dir: Path) -> None:
     assert [t.get_text() for t in ax.get_yticklabels()] == [str(x) for x in layers]
     # the top-right cell is the answer position at layer L: the model's final top-1, " Berlin"
     assert drawn[(len(layers) - 1, len(tokens) - 1)] == plot_label(" Berlin")
+
+
+def test_long_prompts_keep_the_last_columns_of_the_heatmap() -> None:
+    tokens = [f"t{i}" for i in range(30)]
+    text = [[f"{layer}:{i}" for i in range(30)] for layer in range(4)]
+    values = np.arange(120, dtype=float).reshape(4, 30)
+    kept_tokens, kept_text, kept_values = last_columns(tokens, text, values, 24)
+    assert kept_tokens == tokens[6:] and kept_text[3][-1] == "3:29" and kept_values.shape == (4, 24)
+    assert last_columns(tokens[:5], [r[:5] for r in text], values[:, :5], 24)[0] == tokens[:5]
 
 
 def test_plot_label_marks_spaces_and_cuts_long_tokens() -> None:

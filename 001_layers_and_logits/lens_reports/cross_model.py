@@ -17,15 +17,17 @@ from lens_reports.formats import (
     fmt_depth,
     fmt_exact,
     fmt_milestone,
+    fmt_milestone_of,
     fmt_reached,
     fmt_text,
     fmt_token,
     fmt_yes_no,
-    milestone_label,
+    md_image,
     md_table,
+    milestone_label,
 )
 from lens_reports.md_model import consistency_passed
-from lens_reports.md_prompts import answer_token, milestone_keys
+from lens_reports.md_prompts import answer_token, is_aligned, milestone_keys
 
 SAME_PROMPT_MILESTONE = "first_rank1"
 
@@ -69,7 +71,8 @@ def main_milestones_table(models: list[ModelArtefacts]) -> str:
     mains = [m.prompt(m.main_prompt_id) for m in models]
     keys = milestone_keys(mains)
     rows = [[fmt_token(m.name), fmt_token(m.main_prompt_id), answer_token(p), str(m.n_layers)]
-            + [fmt_milestone((p.get("milestones") or {}).get(k)) for k in keys] for m, p in zip(models, mains, strict=True)]
+            + [fmt_milestone_of(k, (p.get("milestones") or {}).get(k), is_aligned(p)) for k in keys]
+            for m, p in zip(models, mains, strict=True)]
     return md_table(["Model", "Main prompt", "Answer token", "Layers"] + [milestone_label(k) for k in keys], rows)
 
 
@@ -129,7 +132,7 @@ def build_cross_model(run: RunArtefacts, plot: Path | None) -> str:
     if plot is not None:
         parts += ["## Plot", "Top: p(answer), answer rank and KL to the last layer against relative depth, main "
                   "prompt of each model. Bottom (when the fact battery ran): relative depth where each fact first "
-                  f"reaches each milestone.\n\n![cross-model]({plot.name})"]
+                  f"reaches each milestone.\n\n{md_image('cross-model', plot.name)}"]
     return "\n\n".join(parts) + "\n"
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -34,7 +35,7 @@ def fact_depths(model: ModelArtefacts) -> dict[str, list[float]]:
     return out
 
 
-def _main_rows(model: ModelArtefacts):  # noqa: ANN202 - a pandas frame
+def _main_rows(model: ModelArtefacts) -> pd.DataFrame:
     pure = model.pure
     return pure[pure["prompt_id"] == model.main_prompt_id].sort_values("layer")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lens_reports.artefact_reader import ModelArtefacts
-from lens_reports.formats import fmt_text
+from lens_reports.formats import fmt_text, md_image
 from lens_reports.md_model import consistency_section, facts_section, setup_section
 from lens_reports.md_prompts import comparison_lines, endings_table, milestone_table, prompt_section
 
@@ -39,7 +39,7 @@ def plots_section(plots: dict[str, Path]) -> str:
     """
     if not plots:
         return "## Plots\n\nNo plots: the CSVs they are drawn from are missing from this folder."
-    lines = ["## Plots"] + [f"{PLOT_NOTES.get(kind, kind)}\n\n![{kind}]({path.name})" for kind, path in plots.items()]
+    lines = ["## Plots"] + [f"{PLOT_NOTES.get(kind, kind)}\n\n{md_image(kind, path.name)}" for kind, path in plots.items()]
     return "\n\n".join(lines)
 
 

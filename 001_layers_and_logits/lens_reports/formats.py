@@ -112,6 +112,12 @@ def milestone_label(key: str) -> str:
     return MILESTONE_LABELS.get(key, key)
 
 
+def md_image(alt: str, file_name: str) -> str:
+    """A markdown image with a relative link; odd file names go in angle brackets."""
+    target = f"<{file_name}>" if any(c in file_name for c in " ()<>") else file_name
+    return f"![{alt}]({target})"
+
+
 def md_table(header: list[str], rows: list[list[str]]) -> str:
     """A GitHub-flavoured markdown table (no trailing newline)."""
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]

@@ -21,6 +21,7 @@ from lens_reports.plot_style import new_figure, plot_label, save_png, text_colou
 
 CELL_CHARS = 9  # characters of a top-1 token drawn in a cell before the ellipsis
 TICK_CHARS = 12  # characters of an input token drawn under its column
+MAX_COLUMNS = 24  # beyond this (e.g. a chat template) only the last positions are drawn, to stay legible
 
 
 def heatmap_grid(
@@ -99,11 +100,22 @@ def heatmap_figure(
     return fig
 
 
-def _title(model: ModelArtefacts, prompt: dict, what: str) -> str:
+def last_columns(
+    tokens: list[str], text_grid: list[list[str]], value_grid: np.ndarray, n: int = MAX_COLUMNS
+) -> tuple[list[str], list[list[str]], np.ndarray]:
+    """The last n positions of a grid (all of it when it has n or fewer)."""
+    if len(tokens) <= n:
+        return tokens, text_grid, value_grid
+    return tokens[-n:], [row[-n:] for row in text_grid], value_grid[:, -n:]
+
+
+def _title(model: ModelArtefacts, prompt: dict, what: str, n_shown: int, n_all: int) -> str:
     text = str(prompt.get("prompt", ""))
     text = text if len(text) <= 70 else text[:69] + "\u2026"
     lens = model.summary.get("provenance", {}).get("lens_mode", "?")
-    return f"{model.name}: top-1 token of the {lens} lens, coloured by {what}\nprompt '{prompt['prompt_id']}': {text!r}"
+    shown = "" if n_shown == n_all else f" (last {n_shown} of {n_all} positions shown)"
+    return (f"{model.name}: top-1 token of the {lens} lens, coloured by {what}\n"
+            f"prompt '{prompt['prompt_id']}': {text!r}{shown}")
 
 
 def heatmap_paths(run_dir: Path, name: str) -> tuple[Path, Path]:
@@ -119,14 +131,18 @@ def write_heatmaps(model: ModelArtefacts, run_dir: Path) -> list[Path]:
     tokens = [str(t) for t in prompt.get("tokens") or []]
     vocab = model.summary["diagnostics"].get("vocab_size")
     prob_path, entropy_path = heatmap_paths(run_dir, model.name)
-    tok, layers, text, probs = heatmap_grid(model.records, model.main_prompt_id, "p_top1", tokens)
-    fig = heatmap_figure(tok, layers, text, probs, title=_title(model, prompt, "its probability"),
+    all_tokens, layers, all_text, all_probs = heatmap_grid(model.records, model.main_prompt_id, "p_top1", tokens)
+    tok, text, probs = last_columns(all_tokens, all_text, all_probs)
+    n_shown, n_all = len(tok), len(all_tokens)
+    fig = heatmap_figure(tok, layers, text, probs, title=_title(model, prompt, "its probability", n_shown, n_all),
                          colour_label="probability of the top-1 token", vmax=1.0, cmap="viridis")
     save_png(fig, prob_path)
     _, _, _, entropy = heatmap_grid(model.records, model.main_prompt_id, "entropy_bits", tokens)
+    _, _, entropy = last_columns(all_tokens, all_text, entropy)
     top = math.log2(vocab) if vocab else float(np.nanmax(entropy))
-    fig = heatmap_figure(tok, layers, text, entropy, title=_title(model, prompt, "entropy"),
-                         colour_label=f"entropy of the lens distribution (bits)\ntop of the scale: log2(vocab) = {top:.2f}, uniform",
+    fig = heatmap_figure(tok, layers, text, entropy, title=_title(model, prompt, "entropy", n_shown, n_all),
+                         colour_label="entropy of the lens distribution (bits)\n"
+                         f"top of the scale: log2(vocab) = {top:.2f}, uniform",
                          vmax=top, cmap="viridis_r")
     save_png(fig, entropy_path)
     return [prob_path, entropy_path]

@@ -9,7 +9,6 @@ from lens_reports.formats import (
     MISSING,
     fmt_depth,
     fmt_exact,
-    fmt_milestone,
     fmt_milestone_of,
     fmt_reached,
     fmt_text,
@@ -65,8 +64,8 @@ def consistency_section(diagnostics: dict[str, Any], prompts: list[dict[str, Any
             ["Run's warning", fmt_text(check.get("warning") or "none")]]
     verdict = ("Passed: the lens at the last layer reproduces the model's output "
                f"(kl_bits <= {KL_LIMIT_BITS:g} and the same top-1).")
-    failed = [p["prompt_id"] for p in prompts
-              if isinstance(p.get("last_layer_consistency"), dict) and not consistency_passed(p["last_layer_consistency"])]
+    failed = [p["prompt_id"] for p in prompts if isinstance(p.get("last_layer_consistency"), dict)
+              and not consistency_passed(p["last_layer_consistency"])]
     parts = ["## Last-layer consistency", consistency_warning(check) or verdict]
     if failed:
         parts.append("> **WARNING: the check also fails on prompt(s) " + ", ".join(f"`{f}`" for f in failed) + ".**")

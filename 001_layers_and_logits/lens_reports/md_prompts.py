@@ -85,7 +85,8 @@ def comparison_lines(prompts: list[Prompt], main_id: str) -> list[str]:
     for p in prompts:
         if p["prompt_id"] == main_id:
             continue
-        head = f"- {fmt_token(p['prompt_id'])} ({fmt_text(p.get('role', MISSING))}, {fmt_text(repr(p.get('prompt', '')))})"
+        text = fmt_text(repr(p.get("prompt", "")))
+        head = f"- {fmt_token(p['prompt_id'])} ({fmt_text(p.get('role', MISSING))}, {text})"
         alignment = p.get("alignment") or {}
         if not alignment.get("ok"):
             reason = fmt_text(alignment.get("reason") or "no reason recorded")
