@@ -104,8 +104,7 @@ class ChatSession:
     @property
     def messages(self) -> list[Message]:
         """The conversation so far, system message first (a copy)."""
-        head = [{"role": "system", "content": self.system}] if self.system else []
-        return head + [dict(m) for m in self._history]
+        return self._with_system(self._history)
 
     def reset(self) -> None:
         """Forget every turn; the system message stays."""
@@ -129,12 +128,12 @@ class ChatSession:
             The reply, special tokens removed.
 
         Raises:
-            PromptError: the message alone does not fit in the model's context.
+            PromptError: the message alone does not fit in the model's context
+                (the history is left as it was).
             KeyboardInterrupt: generation was interrupted; the turn is not kept.
         """
-        self._history.append({"role": "user", "content": text})
+        prompt_ids, max_new = self._fit_to_context(self._history + [{"role": "user", "content": text}], on_notice)
         try:
-            prompt_ids, max_new = self._fit_to_context(on_notice)
             answer = self._generate(prompt_ids, max_new, on_token)
         except BaseException:  # includes Ctrl-C: a failed turn leaves no trace in history
             self._history.pop()
@@ -143,23 +142,30 @@ class ChatSession:
         self._history.append({"role": "assistant", "content": kept})
         return answer
 
-    def _fit_to_context(self, on_notice: Callable[[str], None]) -> tuple[list[int], int]:
-        """Prompt ids that leave room for a reply, dropping the oldest turns if needed."""
+    def _fit_to_context(self, history: list[Message], on_notice: Callable[[str], None]) -> tuple[list[int], int]:
+        """Prompt ids for ``history`` that leave room for a reply; becomes the history if it fits.
+
+        The oldest turns are dropped until the prompt fits. If even the last
+        message alone does not fit, nothing changes and PromptError is raised.
+        """
         limit = self.context_length
-        ids = self._prompt_ids(on_notice)
+        ids = self._prompt_ids(history, on_notice)
         if limit is None:
+            self._history = history
             return ids, self.settings.max_new_tokens
+        # Keep room for the whole reply, or half the context when the reply asked for is longer.
         room_wanted = min(self.settings.max_new_tokens, limit // 2)
         dropped = 0
-        while len(ids) + room_wanted > limit and len(self._history) > 1:
-            del self._history[:2]  # the oldest user message and the reply to it
+        while len(ids) + room_wanted > limit and len(history) > 1:
+            history = history[2:]  # the oldest user message and the reply to it
             dropped += 1
-            ids = self._prompt_ids(on_notice)
+            ids = self._prompt_ids(history, on_notice)
         if len(ids) + room_wanted > limit:
             raise PromptError(
-                f"the message is {len(ids)} tokens with the chat format, the model's context is {limit} "
-                f"and {room_wanted} are kept for the reply; shorten it or lower --max-new-tokens"
+                f"with this message the prompt is {len(ids)} tokens and the model's context is {limit}, "
+                f"{room_wanted} of which are kept for the reply; shorten it or lower --max-new-tokens"
             )
+        self._history = history
         if dropped:
             on_notice(f"the conversation outgrew the model's context ({limit} tokens): "
                       f"dropped the {dropped} oldest turn(s)")
@@ -168,39 +174,48 @@ class ChatSession:
             on_notice(f"reply limited to {max_new} tokens by the model's context ({limit} tokens)")
         return ids, max_new
 
-    def _prompt_ids(self, on_notice: Callable[[str], None]) -> list[int]:
-        """Token ids of the whole conversation, ending where the model should answer."""
+    def _with_system(self, history: list[Message]) -> list[Message]:
+        """``history`` with the system message first, as copies."""
+        head = [{"role": "system", "content": self.system}] if self.system else []
+        return head + [dict(m) for m in history]
+
+    def _prompt_ids(self, history: list[Message], on_notice: Callable[[str], None]) -> list[int]:
+        """Token ids of ``history``, ending where the model should answer."""
         if not self.uses_chat_template:
-            return list(self.tokenizer(self._plain_text()).input_ids)
-        rendered = self._render_chat(on_notice)
+            return list(self.tokenizer(self._plain_text(history)).input_ids)
+        rendered = self._render_chat(self._with_system(history), on_notice)
         return list(self.tokenizer(rendered, add_special_tokens=False).input_ids)
 
-    def _plain_text(self) -> str:
-        """The conversation as one text for a model without a chat template."""
+    def _plain_text(self, history: list[Message]) -> str:
+        """``history`` as one text, for a model without a chat template."""
         parts = [self.system + "\n"] if self.system else []
-        for message in self._history:
+        for message in history:
             if message["role"] == "user" and parts and not parts[-1].endswith("\n"):
                 parts.append("\n")
             parts.append(message["content"])
         return "".join(parts)
 
-    def _render_chat(self, on_notice: Callable[[str], None]) -> str:
-        """The conversation through the tokenizer's chat template."""
-        messages = self.messages
+    def _render_chat(self, messages: list[Message], on_notice: Callable[[str], None]) -> str:
+        """``messages`` through the tokenizer's chat template."""
         if self._fold_system:
-            messages = _fold_system_into_first_user(messages)
+            return self._apply_template(_fold_system_into_first_user(messages))
         try:
-            return self._apply_template(messages)
-        except TemplateError as err:
-            if messages[0]["role"] != "system":
-                raise PromptError(f"the model's chat template refused the conversation: {err}") from err
-        # Some templates accept no system role: put its text at the start of the first user message.
+            return self._apply_template(messages, raw_errors=messages[0]["role"] == "system")
+        except TemplateError:
+            # Some templates accept no system role: its text opens the first user message instead.
+            rendered = self._apply_template(_fold_system_into_first_user(messages))
         self._fold_system = True
         on_notice("this model's chat template has no system role: the system text now opens the first message")
-        return self._render_chat(on_notice)
+        return rendered
 
-    def _apply_template(self, messages: list[Message]) -> str:
-        rendered: Any = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    def _apply_template(self, messages: list[Message], raw_errors: bool = False) -> str:
+        """Render ``messages`` ending with the assistant's turn; a refusal becomes a PromptError."""
+        try:
+            rendered: Any = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        except TemplateError as err:
+            if raw_errors:
+                raise
+            raise PromptError(f"the model's chat template refused the conversation: {err}") from err
         return str(rendered)
 
     def _generate(self, prompt_ids: list[int], max_new: int, on_token: Callable[[str], None]) -> str:

@@ -92,6 +92,16 @@ def test_chat_template_is_used_and_a_system_role_it_refuses_is_folded(tiny: Load
     assert session.messages[0] == {"role": "system", "content": "Be brief."}
 
 
+def test_a_template_that_refuses_the_conversation_is_a_prompt_error(tiny: LoadedModel) -> None:
+    tokenizer = tiny.tokenizer.__class__.from_pretrained(tiny.spec.location)
+    tokenizer.chat_template = "{{ raise_exception('Conversation roles must alternate') }}"
+    loaded = LoadedModel(spec=tiny.spec, model=tiny.model, tokenizer=tokenizer, plan=tiny.plan, source={})
+    session = ChatSession(loaded, system="Be brief.")
+    with pytest.raises(PromptError, match="must alternate"):
+        session.reply("Hello")
+    assert session.messages == [{"role": "system", "content": "Be brief."}]
+
+
 def test_oldest_turns_are_dropped_when_the_context_fills(tiny: LoadedModel) -> None:
     session = ChatSession(tiny, settings=GenerationSettings(max_new_tokens=16))
     limit = session.context_length
@@ -104,15 +114,17 @@ def test_oldest_turns_are_dropped_when_the_context_fills(tiny: LoadedModel) -> N
     assert dropped and f"({limit} tokens)" in dropped[0]
     assert len(session.messages) < 16
     # The last prompt (history without the last reply) left room for the reply.
-    session._history.pop()
-    assert len(session._prompt_ids(notices.append)) + 16 <= limit
+    prompt = session._prompt_ids(session._history[:-1], notices.append)
+    assert len(prompt) + 16 <= limit
 
 
 def test_a_message_longer_than_the_context_is_refused_and_not_kept(tiny: LoadedModel) -> None:
     session = ChatSession(tiny, settings=GenerationSettings(max_new_tokens=16))
+    session.reply("Hello")
+    before = session.messages
     with pytest.raises(PromptError, match="context is 128"):
         session.reply("Berlin " * 200)
-    assert session.messages == []
+    assert session.messages == before  # the earlier turn survives the refused one
 
 
 def test_interrupted_reply_leaves_history_as_it_was(tiny: LoadedModel) -> None:
