@@ -20,6 +20,8 @@ from torch import nn
 from layers_core.errors import UnsupportedArchitectureError
 
 _TRANSFORMERS_MODULE_PREFIX = "transformers.models."
+# Where the classes of the parts may come from: transformers' own modelling code or torch.nn.
+_OWN_MODULE_PREFIXES = (_TRANSFORMERS_MODULE_PREFIX, "torch.nn.")
 
 
 def _no_multiplier(config: Any) -> float | None:
@@ -162,11 +164,11 @@ def _tied(unembed: nn.Module, embed: nn.Module) -> bool:
     return weight_u.data_ptr() == weight_e.data_ptr()
 
 
-def _unsupported(model: nn.Module, why: str) -> UnsupportedArchitectureError:
-    cls = type(model).__name__
-    return UnsupportedArchitectureError(
-        f"{cls}: {why}; the logit lens supports {', '.join(SUPPORTED_CLASSES)}."
-    )
+def _unsupported(model: nn.Module, why: str, list_supported: bool = False) -> UnsupportedArchitectureError:
+    message = f"{type(model).__name__}: {why}"
+    if list_supported:
+        message += f"; the logit lens supports {', '.join(SUPPORTED_CLASSES)}"
+    return UnsupportedArchitectureError(message + ".")
 
 
 def _resolve(model: nn.Module, path: str) -> nn.Module:
@@ -174,8 +176,33 @@ def _resolve(model: nn.Module, path: str) -> nn.Module:
     for part in path.split("."):
         module = getattr(module, part, None)
         if module is None:
-            raise _unsupported(model, f"expected submodule '{path}' is missing")
+            raise _unsupported(model, f"expected submodule '{path}' is missing", list_supported=True)
     return module
+
+
+def _check_not_wrapped(model: nn.Module, found: dict[str, nn.Module | None]) -> None:
+    # TransformerBridge.boot_transformers replaces the model's submodules in place with
+    # wrappers; decoding through them would no longer be transformers' own arithmetic.
+    for key, module in found.items():
+        if module is None:
+            continue
+        origin = type(module).__module__
+        if not origin.startswith(_OWN_MODULE_PREFIXES):
+            raise _unsupported(
+                model, f"its {key} is a {type(module).__name__} from {origin}, not transformers' own "
+                "module (was a TransformerBridge booted on it?); take model_parts before wrapping "
+                "the model, or load a fresh copy"
+            )
+
+
+def _module_paths(model: nn.Module, found: dict[str, nn.Module | None]) -> dict[str, str]:
+    """Dotted path of each found module, looked up on the model (block 0's norm as '{i}')."""
+    names = {id(module): name for name, module in model.named_modules(remove_duplicate=False)}
+    paths = {key: names[id(mod)] for key, mod in found.items() if mod is not None and id(mod) in names}
+    if "block_input_norm" in paths:
+        first = f"{paths['blocks']}.0."
+        paths["block_input_norm"] = paths["block_input_norm"].replace(first, f"{paths['blocks']}.{{i}}.", 1)
+    return paths
 
 
 def _final_softcap(model: nn.Module, layout: _Layout) -> float | None:
@@ -196,39 +223,43 @@ def model_parts(model: nn.Module) -> ModelParts:
 
     Raises:
         UnsupportedArchitectureError: The class is not one this module knows exactly,
-            or is remote code (its head may differ from transformers' own class).
+            is remote code (its head may differ from transformers' own class), or its
+            modules were replaced by wrappers (a TransformerBridge booted in place).
     """
     cls = type(model)
     layout = _LAYOUTS.get(cls.__name__)
     if layout is None:
-        raise _unsupported(model, "architecture not supported")
+        raise _unsupported(model, "architecture not supported", list_supported=True)
     if not cls.__module__.startswith(_TRANSFORMERS_MODULE_PREFIX):
         raise _unsupported(
             model, f"class comes from {cls.__module__}, not transformers' own implementation "
             "(load without trust_remote_code)"
         )
     base = _resolve(model, layout.base)
-    blocks = list(_resolve(base, layout.blocks))
+    block_list = _resolve(base, layout.blocks)
+    blocks = list(block_list)
     embed = _resolve(base, layout.embed)
     final_norm = _resolve(base, layout.final_norm)
     unembed = _resolve(model, layout.unembed)
     position_embed = _resolve(base, layout.position_embed) if layout.position_embed else None
+    if not blocks:
+        raise _unsupported(model, f"'{layout.base}.{layout.blocks}' holds no decoder blocks")
     if layout.block_input_norm is None:
         input_norms: list[nn.Module | None] = [None] * len(blocks)
     else:
         input_norms = [_resolve(block, layout.block_input_norm) for block in blocks]
     weight = getattr(unembed, "weight", None)
-    if weight is None or weight.ndim != 2 or not blocks:
-        raise _unsupported(model, "no decoder blocks or no [vocab, d_model] unembedding found")
+    if weight is None or weight.ndim != 2:
+        raise _unsupported(model, f"'{layout.unembed}' has no [vocab, d_model] weight")
     vocab_size, d_model = weight.shape
 
-    names = {id(module): name for name, module in model.named_modules(remove_duplicate=False)}
-    found = {"blocks": _resolve(base, layout.blocks), "embed": embed, "final_norm": final_norm,
-             "unembed": unembed, "position_embed": position_embed}
-    paths = {key: names[id(mod)] for key, mod in found.items() if mod is not None and id(mod) in names}
-    if input_norms[0] is not None and id(input_norms[0]) in names:
-        paths["block_input_norm"] = names[id(input_norms[0])].replace(".0.", ".{i}.", 1)
-
+    _check_not_wrapped(model, {"block": blocks[0], "embed": embed, "final_norm": final_norm,
+                               "unembed": unembed, "block input norm": input_norms[0]})
+    paths = _module_paths(
+        model,
+        {"blocks": block_list, "embed": embed, "final_norm": final_norm, "unembed": unembed,
+         "position_embed": position_embed, "block_input_norm": input_norms[0]},
+    )
     return ModelParts(
         family=str(model.config.model_type),
         blocks=blocks,

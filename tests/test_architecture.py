@@ -131,3 +131,16 @@ def test_supported_classes_cover_the_tiny_families() -> None:
 def test_parts_follow_the_model_dtype() -> None:
     model = tiny_models.build_model("llama").to(torch.bfloat16)
     assert model_parts(model).unembed.weight.dtype == torch.bfloat16
+
+
+def test_model_wrapped_by_a_booted_bridge_is_refused(tmp_path) -> None:
+    """Booting TransformerBridge swaps the model's modules for wrappers in place."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    folder = tiny_models.save_checkpoint("llama", tmp_path / "llama")
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    model_parts(model)
+    TransformerBridge.boot_transformers("tiny-llama", hf_model=model, tokenizer=tokenizer, device="cpu")
+    with pytest.raises(UnsupportedArchitectureError, match="TransformerBridge"):
+        model_parts(model)
