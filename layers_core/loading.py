@@ -4,26 +4,25 @@
 ``device_policy.plan_device`` where and in which dtype to run, loads the weights
 in that dtype, moves them there, and checks that the lens (``architecture.model_parts``)
 and the TransformerLens bridge can handle the architecture. Every failure a user
-can cause becomes a one-line ``TinycaveError``. GGUF files go through
-``gguf_cache``; hub ids and folders through transformers' ``from_pretrained``
-with ``use_safetensors=True`` (pickled ``.bin`` weights can run code when loaded).
+can cause becomes a one-line ``TinycaveError`` (see ``load_errors``). GGUF files
+go through ``gguf_loading`` and its cache; hub ids and folders through
+transformers' ``from_pretrained`` with ``use_safetensors=True`` (pickled ``.bin``
+weights can run code when loaded).
 """
 
 from __future__ import annotations
 
 import copy
 import gc
-import shutil
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from layers_core import gguf_cache
-from layers_core.bundled import bundled_gguf_path
-from layers_core.errors import InvalidModelFileError, UnsupportedArchitectureError
-from layers_core.load_errors import check_folder, explain_hub_error, first_line, gguf_errors, translated_errors
+from layers_core.errors import ModelTooLargeError, UnsupportedArchitectureError
+from layers_core.gguf_loading import gguf_config, gguf_file, load_gguf
+from layers_core.load_errors import check_folder, explain_hub_error, first_line, translated_errors
 from layers_core.model_spec import ModelSpec, parse_model_spec
 
 if TYPE_CHECKING:
@@ -32,7 +31,6 @@ if TYPE_CHECKING:
 
     from layers_core.device_policy import DevicePlan
 
-GGUF_MAGIC = b"GGUF"
 __all__ = [
     "LoadedModel", "check_architecture", "check_bridge_support", "explain_hub_error",
     "free_model", "load_model", "read_config",
@@ -115,9 +113,10 @@ def load_model(
     spec = parse_model_spec(spec) if isinstance(spec, str) else spec
     started = time.perf_counter()
     if spec.kind in ("bundled", "gguf"):
-        model, tokenizer, plan, source = _load_gguf(spec, device, dtype)
+        model, tokenizer, plan, source = load_gguf(spec, device, dtype)
     else:
         model, tokenizer, plan, source = _load_transformers(spec, device, dtype, trust_remote_code)
+    model = _to_device(model, plan)
     # GGUF configs carry no `architectures`, and the bridge picks its adapter from it.
     model.config.architectures = [type(model).__name__]
     model.eval()
@@ -133,7 +132,7 @@ def read_config(spec: ModelSpec, *, trust_remote_code: bool = False) -> Pretrain
     (fast), else from the GGUF metadata (a few seconds).
     """
     if spec.kind in ("bundled", "gguf"):
-        return _gguf_config(_gguf_path(spec))[0]
+        return gguf_config(gguf_file(spec))[0]
     from transformers import AutoConfig
 
     if spec.kind == "folder":
@@ -186,100 +185,10 @@ def _status(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _gguf_path(spec: ModelSpec) -> Path:
-    return bundled_gguf_path(spec.location) if spec.kind == "bundled" else Path(spec.location)
-
-
-def _gguf_config(path: Path) -> tuple[PretrainedConfig, str, bool]:
-    """(config, sha256 of the file, whether the config was read from the GGUF file itself).
-
-    The config comes from a cache entry when there is one: parsing GGUF metadata takes seconds.
-    """
-    from transformers import AutoConfig
-
-    with open(path, "rb") as handle:
-        if handle.read(4) != GGUF_MAGIC:
-            raise InvalidModelFileError(
-                f"{path} is not a GGUF file (it does not start with the GGUF magic bytes); "
-                "pass a real .gguf model file"
-            )
-    sha256 = gguf_cache.file_sha256(path)
-    entry = gguf_cache.any_entry(sha256)
-    if entry is not None:
-        return AutoConfig.from_pretrained(str(entry)), sha256, False
-    with gguf_errors(path):
-        return AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name), sha256, True
-
-
-def _load_gguf(spec: ModelSpec, device: str, dtype: str) -> tuple[Any, Any, DevicePlan, dict]:
-    """Load a GGUF model from its cache entry, or dequantize it and write the entry."""
-    from layers_core.device_policy import plan_device
-
-    path = _gguf_path(spec)
-    config, sha256, from_gguf = _gguf_config(path)
-    plan = plan_device(config, device, dtype)
-    entry, discarded = gguf_cache.find_entry(sha256, plan.dtype)
-    source: dict[str, Any] = {"kind": spec.kind, "location": spec.location, "gguf_path": str(path),
-                              "gguf_sha256": sha256, "cache_discarded": discarded}
-    loaded = None
-    if entry is not None:
-        _status(f"loading {spec.name} from cache {entry} ...")
-        loaded = _load_entry(entry, plan, discarded)
-    if loaded is not None:
-        model, tokenizer = loaded
-        source.update(cache="hit", cache_entry=str(entry))
-    else:
-        for line in discarded:
-            _status(f"damaged cache entry removed, rebuilding it: {line}")
-        cache_dir = gguf_cache.gguf_cache_dir()
-        _status(f"dequantizing {path.name} (first use of this file; cached afterwards in {cache_dir}) ...")
-        # Handing over the config read from the GGUF spares transformers parsing it again (~2.5 s).
-        model, tokenizer = _dequantize(path, plan, config if from_gguf else None)
-        source.update(cache="built", cache_entry=None)
-        try:
-            source["cache_entry"] = str(gguf_cache.write_entry(sha256, path, model, tokenizer, plan.dtype))
-        except OSError as err:
-            source["cache_error"] = str(err)
-            _status(f"could not write the cache entry ({err}); going on without it")
-    return model.to(plan.device), tokenizer, plan, source
-
-
-def _load_entry(entry: Path, plan: DevicePlan, discarded: list[str]) -> tuple[Any, Any] | None:
-    """Load a verified entry; an entry transformers still cannot read is deleted (None returned)."""
-    from safetensors import SafetensorError
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        model = AutoModelForCausalLM.from_pretrained(str(entry), dtype=plan.torch_dtype(), use_safetensors=True)
-        tokenizer = AutoTokenizer.from_pretrained(str(entry))
-    except (OSError, ValueError, SafetensorError) as err:
-        discarded.append(f"{entry}: unreadable ({first_line(err)})")
-        shutil.rmtree(entry, ignore_errors=True)
-        return None
-    return model, tokenizer
-
-
-def _dequantize(path: Path, plan: DevicePlan, config: PretrainedConfig | None) -> tuple[Any, Any]:
-    """Dequantize a GGUF file with transformers and make the model savable."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    with gguf_errors(path):
-        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
-        model = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, config=config, dtype=plan.torch_dtype()
-        )
-    # The weights are already plain tensors, but transformers refuses to save a
-    # model that still has its GGUF quantizer; a reload must not look for one either.
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    return model, tokenizer
-
-
 def _load_transformers(
     spec: ModelSpec, device: str, dtype: str, trust_remote_code: bool
 ) -> tuple[Any, Any, DevicePlan, dict]:
-    """Load a hub id or a checkpoint folder in the planned dtype and device."""
+    """Load a hub id or a checkpoint folder in the planned dtype (on the cpu; the caller moves it)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from layers_core.device_policy import plan_device
@@ -295,6 +204,21 @@ def _load_transformers(
         )
     source = {"kind": spec.kind, "location": spec.location, "cache": None,
               "revision": getattr(config, "_commit_hash", None)}
-    return model.to(plan.device), tokenizer, plan, source
+    return model, tokenizer, plan, source
+
+
+def _to_device(model: Any, plan: DevicePlan) -> Any:
+    """Move the model to the planned device; running out of memory there is a one-line error."""
+    import torch
+
+    try:
+        return model.to(plan.device)
+    except (torch.OutOfMemoryError, RuntimeError) as err:
+        if not isinstance(err, torch.OutOfMemoryError) and "out of memory" not in str(err):
+            raise
+        raise ModelTooLargeError(
+            f"{plan.device} ran out of memory while the model moved there ({plan.estimate_bytes / 1e9:.1f} GB "
+            f"planned in {plan.dtype}); close other programs, or pass --device cpu"
+        ) from err
 
 

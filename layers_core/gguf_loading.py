@@ -1,0 +1,123 @@
+"""Load a GGUF file (bundled or the user's) through the dequantized-model cache.
+
+The config is read first (from a cache entry when there is one, else from the
+GGUF metadata), so ``device_policy`` picks device and dtype before any weights
+load. Then either the cache entry is loaded, or transformers dequantizes the
+file (``gguf_file=``) directly into the planned dtype and the result is written
+to the cache for next time. The model is returned on the cpu.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from layers_core import gguf_cache
+from layers_core.bundled import bundled_gguf_path
+from layers_core.errors import InvalidModelFileError
+from layers_core.load_errors import first_line, gguf_errors
+from layers_core.model_spec import ModelSpec
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
+
+    from layers_core.device_policy import DevicePlan
+
+GGUF_MAGIC = b"GGUF"
+
+
+def gguf_file(spec: ModelSpec) -> Path:
+    """The GGUF file a "bundled" or "gguf" spec names."""
+    return bundled_gguf_path(spec.location) if spec.kind == "bundled" else Path(spec.location)
+
+
+def gguf_config(path: Path) -> tuple[PretrainedConfig, str, bool]:
+    """(config, sha256 of the file, whether the config was read from the GGUF file itself).
+
+    The config comes from a cache entry when there is one: parsing GGUF metadata takes seconds.
+    """
+    from transformers import AutoConfig
+
+    with open(path, "rb") as handle:
+        if handle.read(4) != GGUF_MAGIC:
+            raise InvalidModelFileError(
+                f"{path} is not a GGUF file (it does not start with the GGUF magic bytes); "
+                "pass a real .gguf model file"
+            )
+    sha256 = gguf_cache.file_sha256(path)
+    entry = gguf_cache.any_entry(sha256)
+    if entry is not None:
+        return AutoConfig.from_pretrained(str(entry)), sha256, False
+    with gguf_errors(path):
+        return AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name), sha256, True
+
+
+def load_gguf(spec: ModelSpec, device: str, dtype: str) -> tuple[Any, Any, DevicePlan, dict]:
+    """(model on the cpu, tokenizer, plan, provenance) from the cache entry, or dequantized and cached."""
+    from layers_core.device_policy import plan_device
+
+    path = gguf_file(spec)
+    config, sha256, from_gguf = gguf_config(path)
+    plan = plan_device(config, device, dtype)
+    entry, discarded = gguf_cache.find_entry(sha256, plan.dtype)
+    source: dict[str, Any] = {"kind": spec.kind, "location": spec.location, "gguf_path": str(path),
+                              "gguf_sha256": sha256, "cache_discarded": discarded}
+    loaded = None
+    if entry is not None:
+        _status(f"loading {spec.name} from cache {entry} ...")
+        loaded = _load_entry(entry, plan, discarded)
+    if loaded is not None:
+        model, tokenizer = loaded
+        source.update(cache="hit", cache_entry=str(entry))
+    else:
+        for line in discarded:
+            _status(f"damaged cache entry removed, rebuilding it: {line}")
+        cache_dir = gguf_cache.gguf_cache_dir()
+        _status(f"dequantizing {path.name} (first use of this file; cached afterwards in {cache_dir}) ...")
+        # Handing over the config read from the GGUF spares transformers parsing it again (~2.5 s).
+        model, tokenizer = _dequantize(path, plan, config if from_gguf else None)
+        source.update(cache="built", cache_entry=None)
+        try:
+            source["cache_entry"] = str(gguf_cache.write_entry(sha256, path, model, tokenizer, plan.dtype))
+        except OSError as err:
+            source["cache_error"] = str(err)
+            _status(f"could not write the cache entry ({err}); going on without it")
+    return model, tokenizer, plan, source
+
+
+def _load_entry(entry: Path, plan: DevicePlan, discarded: list[str]) -> tuple[Any, Any] | None:
+    """Load a verified entry; an entry transformers still cannot read is deleted (None returned)."""
+    from safetensors import SafetensorError
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(entry), dtype=plan.torch_dtype(), use_safetensors=True)
+        tokenizer = AutoTokenizer.from_pretrained(str(entry))
+    except (OSError, ValueError, SafetensorError) as err:
+        discarded.append(f"{entry}: unreadable ({first_line(err)})")
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
+    return model, tokenizer
+
+
+def _dequantize(path: Path, plan: DevicePlan, config: PretrainedConfig | None) -> tuple[Any, Any]:
+    """Dequantize a GGUF file with transformers and make the model savable."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    with gguf_errors(path):
+        tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            str(path.parent), gguf_file=path.name, config=config, dtype=plan.torch_dtype()
+        )
+    # The weights are already plain tensors, but transformers refuses to save a
+    # model that still has its GGUF quantizer; a reload must not look for one either.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    return model, tokenizer
+
+
+def _status(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
