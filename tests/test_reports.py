@@ -183,7 +183,7 @@ def check_model_markdown(run_dir: Path, name: str) -> None:
     assert [h for h in text.splitlines() if h.startswith("## ")][0] == "## Last-layer consistency"
     check = {r["Check"]: r["Value"] for r in tables["Last-layer consistency"]}
     consistency = doc["diagnostics"]["last_layer_consistency"]
-    assert float(check["KL(lens at layer L, model output) in bits"]) == consistency["kl_bits"]
+    assert float(check["KL(model output ‖ lens at layer L) in bits"]) == consistency["kl_bits"]
     assert float(check["Max absolute logit difference"]) == consistency["max_abs_logit_diff"]
     checks = [consistency] + [p["last_layer_consistency"] for p in doc["prompts"] if "last_layer_consistency" in p]
     passed = all(c["kl_bits"] <= 1e-3 and c["top1_agree"] for c in checks)

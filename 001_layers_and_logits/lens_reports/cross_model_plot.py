@@ -20,7 +20,7 @@ from lens_reports.formats import milestone_label
 from lens_reports.plot_style import new_figure, save_png
 
 TOP_PANELS = (("p_answer", "p(answer)", False), ("answer_rank", "answer rank (log; 1 at the top)", True),
-              ("kl_to_final_bits", "KL(layer || last layer) (bits)", False))
+              ("kl_to_final_bits", "KL(last layer ‖ layer) (bits)", False))
 
 
 def fact_depths(model: ModelArtefacts) -> dict[str, list[float]]:

@@ -55,7 +55,7 @@ def per_prompt_consistency(prompts: list[dict[str, Any]]) -> str | None:
 def consistency_section(diagnostics: dict[str, Any], prompts: list[dict[str, Any]]) -> str:
     """The last-layer consistency check, with the warning on top when it failed."""
     check = diagnostics.get("last_layer_consistency") or {}
-    rows = [["KL(lens at layer L, model output) in bits", fmt_exact(check.get("kl_bits"))],
+    rows = [["KL(model output ‖ lens at layer L) in bits", fmt_exact(check.get("kl_bits"))],
             ["Same top-1 token", fmt_yes_no(check.get("top1_agree"))],
             ["Max absolute logit difference", fmt_exact(check.get("max_abs_logit_diff"))],
             ["Checked on prompt", fmt_token(check.get("prompt_id"))],

@@ -21,7 +21,7 @@ PANELS = (
     ("p_answer", "p(answer)", False),
     ("answer_rank", "answer rank (log scale; 1 = top-1, at the top)", True),
     ("entropy_bits", "entropy of the lens distribution (bits)", False),
-    ("kl_to_final_bits", "KL(layer || last layer) (bits)", False),
+    ("kl_to_final_bits", "KL(last layer ‖ layer) (bits)", False),
 )
 ANSWER_COLUMNS = ("p_answer", "answer_rank")
 
