@@ -89,6 +89,11 @@ def test_artefacts_have_the_documented_columns(smollm2_runs: tuple[Path, Path]) 
     assert document["provenance"]["lens_mode"] == "norm"
     main = next(p for p in document["prompts"] if p["prompt_id"] == document["main_prompt_id"])
     assert main["milestones"]["first_rank1"] == {"layer": n_layers, "rel_depth": 1.0}
+    # SmolLM2 ties its embeddings: layer 0 decodes to the input token itself, flagged in the CSV,
+    # but the summary's copy collapse starts at layer 1.
+    assert bool(pure[(pure.prompt_id == main["prompt_id"]) & (pure.layer == 0)].copy_collapse.iloc[0])
+    assert main["copy_collapse"]["layer0_flagged"] is True
+    assert main["copy_collapse"]["first_layer"] != 0
     # The answer-position row of the records equals the pure next-token row.
     last_pos = main["n_tokens"] - 1
     rec = records[(records.prompt_id == main["prompt_id"]) & (records.pos == last_pos)].set_index("layer")

@@ -54,7 +54,9 @@ def milestone_table(prompts: list[Prompt], n_layers: int) -> str:
         rows.append(cells)
     intro = (f"Each cell: the first layer where the condition holds at the answer position, then its relative "
              f"depth (layer / {n_layers}) in brackets; `never` = not reached by layer {n_layers}. Copy collapse: "
-             "the top-1 token copies a prompt token (first layer; number of layers flagged).")
+             "the top-1 token copies a prompt token with p > 0.9 (first layer from 1; number of layers 1..L "
+             "flagged). Layer 0, the token's own embedding, is left out: with tied embeddings it decodes to "
+             "the input token by construction.")
     return intro + "\n\n" + md_table(header, rows)
 
 

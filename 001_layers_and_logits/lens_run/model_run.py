@@ -25,7 +25,7 @@ from layers_core.loading import LoadedModel, free_model, load_model
 from layers_core.model_spec import ModelSpec
 from layers_core.prompt_battery import MAIN_PROMPT_ID, PromptCase, apply_chat_template
 from layers_core.provenance import run_provenance
-from layers_core.reproducibility import SEED
+from layers_core.reproducibility import SEED, determinism_settings
 from layers_core.token_text import TokenText
 from lens_run.arguments import RunOptions
 from lens_run.device_check import check_against_cpu
@@ -68,7 +68,7 @@ def run_model(
     started = time.time()
     provenance = {
         **run_provenance(REPO_ROOT, argv=sys.argv[1:]),
-        "seed": SEED, "lens_mode": options.lens_mode,
+        "seed": SEED, "determinism": determinism_settings(), "lens_mode": options.lens_mode,
     }
     try:
         loaded = load_model(

@@ -142,7 +142,9 @@ def prompt_summary(result: PromptResult, n_layers: int, text: TokenText) -> dict
     answer = result.sweep.answer
     found = metrics.milestones(answer.answer_rank, answer.p_answer, answer.kl_to_final_bits, n_layers)
     collapse = _copy_collapse(result)
-    first_collapse = next((layer for layer, flag in enumerate(collapse) if flag), None)
+    # Layer 0 is the input token's own embedding: with tied embeddings the lens decodes it to
+    # that very token, a copy by construction, so the summary counts collapse from layer 1.
+    first_collapse = next((layer for layer, flag in enumerate(collapse) if flag and layer > 0), None)
     final_probs, final_ids = metrics.top_k(result.model_logits, FINAL_TOP_K)
     align = result.alignment
     return {
@@ -160,7 +162,8 @@ def prompt_summary(result: PromptResult, n_layers: int, text: TokenText) -> dict
         "copy_collapse": {
             "first_layer": first_collapse,
             "rel_depth": None if first_collapse is None else metrics.rel_depth(first_collapse, n_layers),
-            "n_layers": sum(collapse),
+            "n_layers": sum(collapse[1:]),
+            "layer0_flagged": collapse[0],
         },
         "key_layers": [_key_layer(result, layer, n_layers, text) for layer in metrics.key_layers(n_layers)],
         "final_prediction": {
