@@ -117,6 +117,8 @@ def load_model(
     else:
         model, tokenizer, plan, source = _load_transformers(spec, device, dtype, trust_remote_code)
     model = _to_device(model, plan)
+    if plan.device == "cpu":
+        _own_aligned_memory(model)
     # GGUF configs carry no `architectures`, and the bridge picks its adapter from it.
     model.config.architectures = [type(model).__name__]
     model.eval()
@@ -205,6 +207,22 @@ def _load_transformers(
     source = {"kind": spec.kind, "location": spec.location, "cache": None,
               "revision": getattr(config, "_commit_hash", None)}
     return model, tokenizer, plan, source
+
+
+def _own_aligned_memory(model: Any) -> None:
+    """Copy every parameter into fresh torch (64-byte aligned) memory, ties kept.
+
+    MKL's single-row products (e.g. the head at the last position only) depend on
+    the weight's memory alignment: the same weights dequantized from GGUF (numpy
+    buffers) and reloaded from the cache (mmapped safetensors at file offsets) gave
+    logits differing in the last digits. After this copy every load path is
+    bit-identical, and the model no longer reads from a file that could change.
+    """
+    import torch
+
+    with torch.no_grad():
+        for param in model.parameters():  # each shared (tied) parameter once
+            param.data = param.data.clone()
 
 
 def _to_device(model: Any, plan: DevicePlan) -> Any:
