@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,18 +29,34 @@ if TYPE_CHECKING:
 GGUF_MAGIC = b"GGUF"
 
 
-def gguf_file(spec: ModelSpec) -> Path:
-    """The GGUF file a "bundled" or "gguf" spec names."""
-    return bundled_gguf_path(spec.location) if spec.kind == "bundled" else Path(spec.location)
+@dataclass(frozen=True)
+class GgufConfig:
+    """A GGUF file's identity and config, read before any weights load.
+
+    Attributes:
+        path: The .gguf file.
+        sha256: Its sha256 (the cache key).
+        config: The transformers config, from a cache entry when there is one
+            (parsing GGUF metadata takes seconds), else from the file.
+        read_from_file: Whether ``config`` was parsed from the GGUF file itself.
+    """
+
+    path: Path
+    sha256: str
+    config: PretrainedConfig
+    read_from_file: bool
 
 
-def gguf_config(path: Path) -> tuple[PretrainedConfig, str, bool]:
-    """(config, sha256 of the file, whether the config was read from the GGUF file itself).
+def read_gguf_config(spec: ModelSpec) -> GgufConfig:
+    """Check that a "bundled" or "gguf" spec names a GGUF file and read its config.
 
-    The config comes from a cache entry when there is one: parsing GGUF metadata takes seconds.
+    Raises:
+        InvalidModelFileError: The file is not a GGUF file or cannot be parsed.
+        UnsupportedArchitectureError: transformers cannot read this GGUF architecture.
     """
     from transformers import AutoConfig
 
+    path = bundled_gguf_path(spec.location) if spec.kind == "bundled" else Path(spec.location)
     with open(path, "rb") as handle:
         if handle.read(4) != GGUF_MAGIC:
             raise InvalidModelFileError(
@@ -49,18 +66,15 @@ def gguf_config(path: Path) -> tuple[PretrainedConfig, str, bool]:
     sha256 = gguf_cache.file_sha256(path)
     entry = gguf_cache.any_entry(sha256)
     if entry is not None:
-        return AutoConfig.from_pretrained(str(entry)), sha256, False
+        return GgufConfig(path, sha256, AutoConfig.from_pretrained(str(entry)), read_from_file=False)
     with gguf_errors(path):
-        return AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name), sha256, True
+        config = AutoConfig.from_pretrained(str(path.parent), gguf_file=path.name)
+    return GgufConfig(path, sha256, config, read_from_file=True)
 
 
-def load_gguf(spec: ModelSpec, device: str, dtype: str) -> tuple[Any, Any, DevicePlan, dict]:
-    """(model on the cpu, tokenizer, plan, provenance) from the cache entry, or dequantized and cached."""
-    from layers_core.device_policy import plan_device
-
-    path = gguf_file(spec)
-    config, sha256, from_gguf = gguf_config(path)
-    plan = plan_device(config, device, dtype)
+def load_gguf(spec: ModelSpec, gguf: GgufConfig, plan: DevicePlan) -> tuple[Any, Any, dict]:
+    """(model on the cpu in ``plan.dtype``, tokenizer, provenance): from the cache, or dequantized and cached."""
+    path, sha256 = gguf.path, gguf.sha256
     entry, discarded = gguf_cache.find_entry(sha256, plan.dtype)
     source: dict[str, Any] = {"kind": spec.kind, "location": spec.location, "gguf_path": str(path),
                               "gguf_sha256": sha256, "cache_discarded": discarded}
@@ -71,20 +85,20 @@ def load_gguf(spec: ModelSpec, device: str, dtype: str) -> tuple[Any, Any, Devic
     if loaded is not None:
         model, tokenizer = loaded
         source.update(cache="hit", cache_entry=str(entry))
-    else:
-        for line in discarded:
-            _status(f"damaged cache entry removed, rebuilding it: {line}")
-        cache_dir = gguf_cache.gguf_cache_dir()
-        _status(f"dequantizing {path.name} (first use of this file; cached afterwards in {cache_dir}) ...")
-        # Handing over the config read from the GGUF spares transformers parsing it again (~2.5 s).
-        model, tokenizer = _dequantize(path, plan, config if from_gguf else None)
-        source.update(cache="built", cache_entry=None)
-        try:
-            source["cache_entry"] = str(gguf_cache.write_entry(sha256, path, model, tokenizer, plan.dtype))
-        except OSError as err:
-            source["cache_error"] = str(err)
-            _status(f"could not write the cache entry ({err}); going on without it")
-    return model, tokenizer, plan, source
+        return model, tokenizer, source
+    for line in discarded:
+        _status(f"damaged cache entry removed, rebuilding it: {line}")
+    cache_dir = gguf_cache.gguf_cache_dir()
+    _status(f"dequantizing {path.name} (first use of this file; cached afterwards in {cache_dir}) ...")
+    # Handing over the config read from the GGUF spares transformers parsing it again (~2.5 s).
+    model, tokenizer = _dequantize(path, plan, gguf.config if gguf.read_from_file else None)
+    source.update(cache="built", cache_entry=None)
+    try:
+        source["cache_entry"] = str(gguf_cache.write_entry(sha256, path, model, tokenizer, plan.dtype))
+    except OSError as err:
+        source["cache_error"] = str(err)
+        _status(f"could not write the cache entry ({err}); going on without it")
+    return model, tokenizer, source
 
 
 def _load_entry(entry: Path, plan: DevicePlan, discarded: list[str]) -> tuple[Any, Any] | None:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from layers_core.errors import ModelTooLargeError, UnsupportedArchitectureError
-from layers_core.gguf_loading import gguf_config, gguf_file, load_gguf
+from layers_core.gguf_loading import load_gguf, read_gguf_config
 from layers_core.load_errors import check_folder, explain_hub_error, first_line, translated_errors
 from layers_core.model_spec import ModelSpec, parse_model_spec
 
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from layers_core.device_policy import DevicePlan
 
 __all__ = [
-    "LoadedModel", "check_architecture", "check_bridge_support", "explain_hub_error",
-    "free_model", "load_model", "read_config",
+    "LoadedModel", "check_architecture", "check_bridge_support", "check_config_architecture",
+    "explain_hub_error", "free_model", "load_model", "read_config",
 ]
 
 
@@ -65,10 +65,10 @@ class LoadedModel:
         (``model.model.layers[i]`` becomes a ``BlockBridge``, each ``Linear`` a
         ``LinearBridge``) and switches attention to eager. Afterwards the HF
         model's logits equal the bridge's exactly, but differ from the logits it
-        gave before booting (sdpa) by ~1e-5 in fp32, and hooks that look for the
-        original module classes find the wrappers. Capture with the hand path
-        before booting, or load a second copy. The bridge gets its own copy of
-        the tokenizer, so ``tokenizer`` is not changed.
+        gave before booting (sdpa) by ~1e-5 in fp32, and ``architecture.model_parts``
+        refuses the wrapped model. Take ``model_parts`` and capture before booting,
+        or load a second copy for the bridge. The bridge gets its own copy of the
+        tokenizer, so ``tokenizer`` is not changed.
         """
         if self._bridge is None:
             from transformer_lens.model_bridge import TransformerBridge
@@ -110,12 +110,18 @@ def load_model(
     Raises:
         TinycaveError: A subclass naming what went wrong and what to do.
     """
+    from layers_core.device_policy import plan_device
+
     spec = parse_model_spec(spec) if isinstance(spec, str) else spec
     started = time.perf_counter()
-    if spec.kind in ("bundled", "gguf"):
-        model, tokenizer, plan, source = load_gguf(spec, device, dtype)
+    gguf = read_gguf_config(spec) if spec.kind in ("bundled", "gguf") else None
+    config = gguf.config if gguf else read_config(spec, trust_remote_code=trust_remote_code)
+    check_config_architecture(config, check_bridge=check_bridge)  # before weights are downloaded or dequantized
+    plan = plan_device(config, device, dtype)
+    if gguf:
+        model, tokenizer, source = load_gguf(spec, gguf, plan)
     else:
-        model, tokenizer, plan, source = _load_transformers(spec, device, dtype, trust_remote_code)
+        model, tokenizer, source = _load_transformers(spec, config, plan, trust_remote_code)
     model = _to_device(model, plan)
     if plan.device == "cpu":
         _own_aligned_memory(model)
@@ -134,7 +140,7 @@ def read_config(spec: ModelSpec, *, trust_remote_code: bool = False) -> Pretrain
     (fast), else from the GGUF metadata (a few seconds).
     """
     if spec.kind in ("bundled", "gguf"):
-        return gguf_config(gguf_file(spec))[0]
+        return read_gguf_config(spec).config
     from transformers import AutoConfig
 
     if spec.kind == "folder":
@@ -172,9 +178,33 @@ def check_architecture(model: PreTrainedModel, *, check_bridge: bool = True) -> 
 
 def check_bridge_support(model: PreTrainedModel) -> str:
     """Refuse a model class the TransformerLens bridge has no adapter for, without booting it."""
+    return _check_bridge_name(type(model).__name__)
+
+
+def check_config_architecture(config: PretrainedConfig, *, check_bridge: bool = True) -> None:
+    """Refuse, before any weights load or download, a config whose class the lens or bridge cannot handle.
+
+    Only transformers' own classes are known from a config; remote code is judged after loading.
+    """
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    from layers_core.architecture import SUPPORTED_CLASSES
+
+    name = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(getattr(config, "model_type", None))
+    if not isinstance(name, str) or getattr(config, "auto_map", None):
+        return
+    if name not in SUPPORTED_CLASSES:
+        raise UnsupportedArchitectureError(
+            f"{name} ({config.model_type}) is not an architecture the logit lens supports; "
+            f"use a model of a supported class: {', '.join(SUPPORTED_CLASSES)}"
+        )
+    if check_bridge:
+        _check_bridge_name(name)
+
+
+def _check_bridge_name(name: str) -> str:
     from transformer_lens.factories.architecture_adapter_factory import SUPPORTED_ARCHITECTURES
 
-    name = type(model).__name__
     if name not in SUPPORTED_ARCHITECTURES:
         raise UnsupportedArchitectureError(
             f"{name} is not an architecture the TransformerLens bridge supports; use a model of a "
@@ -188,15 +218,11 @@ def _status(message: str) -> None:
 
 
 def _load_transformers(
-    spec: ModelSpec, device: str, dtype: str, trust_remote_code: bool
-) -> tuple[Any, Any, DevicePlan, dict]:
-    """Load a hub id or a checkpoint folder in the planned dtype (on the cpu; the caller moves it)."""
+    spec: ModelSpec, config: PretrainedConfig, plan: DevicePlan, trust_remote_code: bool
+) -> tuple[Any, Any, dict]:
+    """(model in ``plan.dtype`` on the cpu, tokenizer, provenance) for a hub id or checkpoint folder."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from layers_core.device_policy import plan_device
-
-    config = read_config(spec, trust_remote_code=trust_remote_code)
-    plan = plan_device(config, device, dtype)
     _status(f"loading {spec.location} ...")
     with translated_errors(spec):
         tokenizer = AutoTokenizer.from_pretrained(spec.location, trust_remote_code=trust_remote_code)
@@ -206,7 +232,7 @@ def _load_transformers(
         )
     source = {"kind": spec.kind, "location": spec.location, "cache": None,
               "revision": getattr(config, "_commit_hash", None)}
-    return model, tokenizer, plan, source
+    return model, tokenizer, source
 
 
 def _own_aligned_memory(model: Any) -> None:

@@ -250,6 +250,14 @@ def test_architecture_the_lens_cannot_handle_is_named(tmp_path):
     assert "BioGptForCausalLM" in _message(UnsupportedArchitectureError, str(tmp_path))
 
 
+def test_unsupported_architecture_is_refused_before_weights_load(tmp_path):
+    from transformers import BioGptConfig
+
+    BioGptConfig(vocab_size=320, hidden_size=32, num_hidden_layers=2, num_attention_heads=4).save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"not weights: reading them would fail differently")
+    assert "BioGptForCausalLM" in _message(UnsupportedArchitectureError, str(tmp_path))
+
+
 def test_bridge_check_names_a_class_it_has_no_adapter_for():
     from transformers import BioGptConfig, BioGptForCausalLM
 
