@@ -245,3 +245,30 @@ def test_ctrl_c_leaves_earlier_results_intact(tiny_checkpoints, tmp_path: Path) 
     after = {p.name: p.read_bytes() for p in (tmp_path / "run-latest").iterdir()}
     assert after == before
     assert not any(p.name.startswith(".run-tmp") for p in tmp_path.iterdir())
+
+
+def test_check_device_compares_with_cpu_float32(tiny_checkpoints, tmp_path: Path) -> None:
+    # No GPU here: bfloat16 on the cpu stands in for a GPU's half precision; the check still
+    # loads a second, float32 copy on the cpu and measures the KL between the two outputs.
+    folder = tiny_checkpoints("llama")
+    result = run_001(
+        "--models", str(folder), "--dtype", "bfloat16", "--check-device", "--facts", "none",
+        "--out", str(tmp_path),
+    )
+    assert result.returncode == 0, result.stderr
+    document = load_json(tmp_path / "run-latest", folder.name)
+    check = document["diagnostics"]["device_check"]
+    assert check["done"] is True and check["reference"] == "cpu float32" and check["dtype"] == "bfloat16"
+    assert 0.0 < check["kl_bits"] < 1.0
+    assert isinstance(check["top1_agree"], bool) and check["verdict"]
+    assert document["provenance"]["fp32_unembed"] is True  # 16-bit model: the lens decodes in fp32
+    assert document["diagnostics"]["last_layer_consistency"]["top1_agree"]
+
+
+def test_chat_flag_on_a_model_without_chat_template_fails_with_a_reason(tiny_checkpoints, tmp_path: Path) -> None:
+    folder = tiny_checkpoints("qwen2")
+    result = run_001("--models", str(folder), "--chat", "--facts", "none", "--out", str(tmp_path))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    document = load_json(tmp_path / "run-latest", folder.name)
+    assert document["status"] == "failed" and "chat template" in document["reason"]
