@@ -142,14 +142,14 @@ def explain_hub_error(err: BaseException, model_id: str) -> TinycaveError:
 def _gated(model_id: str) -> GatedModelError:
     return GatedModelError(
         f"{model_id} is gated: accept its licence on https://huggingface.co/{model_id}, "
-        "then log in with `huggingface-cli login` (or set HF_TOKEN) and retry"
+        "then log in with `.venv/bin/hf auth login` (or set HF_TOKEN) and retry"
     )
 
 
 def _not_on_hub(model_id: str) -> ModelNotFoundError:
     return ModelNotFoundError(
         f"{model_id} was not found on the Hugging Face hub{did_you_mean(model_id)} (a private repo needs "
-        f"`huggingface-cli login`); check the id, {_BUNDLED_HINT}"
+        f"`.venv/bin/hf auth login`); check the id, {_BUNDLED_HINT}"
     )
 
 

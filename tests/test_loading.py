@@ -328,7 +328,7 @@ def test_gated_repo_says_login_token_and_licence():
     explained = explain_hub_error(err, "meta-llama/Meta-Llama-3-8B")
     assert isinstance(explained, GatedModelError)
     page = "https://huggingface.co/meta-llama/Meta-Llama-3-8B"
-    for needed in ("huggingface-cli login", "HF_TOKEN", "licence", page):
+    for needed in ("hf auth login", "HF_TOKEN", "licence", page):
         assert needed in explained.message
 
 

@@ -24,7 +24,7 @@ run-latest/ beside this script (the previous run is kept as run-<time>/).
 
 EPILOG = """\
 models: a bundled alias ({aliases}), a Hugging Face id such as
-meta-llama/Meta-Llama-3-8B (gated models: run `huggingface-cli login` first and
+meta-llama/Meta-Llama-3-8B (gated models: run `.venv/bin/hf auth login` first and
 accept the licence on the model's page), a local folder holding a transformers
 checkpoint, or a .gguf file.
 
