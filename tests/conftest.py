@@ -66,3 +66,14 @@ def smollm2(tinycave_cache: Path):
     from layers_core.loading import load_model
 
     return load_model("smollm2-135m", device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def smollm2_tokenizer():
+    """The bundled SmolLM2's tokenizer alone, read from its GGUF file (about 5 s, no weights)."""
+    from transformers import AutoTokenizer
+
+    from layers_core.bundled import bundled_gguf_path
+
+    path = bundled_gguf_path("smollm2-135m")
+    return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)

