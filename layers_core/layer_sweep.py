@@ -1,15 +1,20 @@
-"""Decode captured residuals layer by layer and measure each layer's prediction.
+"""Decode captured residuals at every layer and measure each layer's prediction.
 
-Two sweeps share one per-layer measurement:
+- ``sweep_last_positions``: a batch of prompts (the fact battery, or one prompt
+  when only its answer position is needed), the last position of each.
+- ``position_records``: one prompt, every layer x position, entropy and top-k.
+- ``sweep_prompt``: both for one prompt from one pass over the unembedding.
 
-- ``sweep_prompt``: one prompt, every position (records) and the answer
-  position in full (pure next-token rows). It holds one layer's ``[T, V]``
-  logits at a time, never the whole ``[L+1, T, V]`` stack.
-- ``sweep_last_positions``: a batch of prompts (the fact battery), only the
-  last position of each, decoded in layer chunks whose logits fit a budget.
+All three decode through ``VocabTiles``: the lens's head on one slice of the
+vocabulary at a time, for all rows, so the unembedding is read once per sweep
+and no ``[rows, V]`` block of logits is ever held, only a cache-sized tile.
+``TileStats`` / ``AnswerTileStats`` reduce each tile while it is in cache.
 
-Every number comes from ``layers_core.metrics``; this module only decides
-which rows are decoded and keeps the results as plain Python lists.
+Every number is defined by ``layers_core.metrics``; the fused statistics
+compute the same quantities, and any row they cannot settle exactly (ties at
+the k-th logit, non-finite logits) is decoded again and measured with the
+``metrics`` functions. Results become Python lists with one transfer per
+tensor, never one per row.
 """
 
 from __future__ import annotations
@@ -22,11 +27,11 @@ from torch import Tensor
 
 from layers_core import metrics
 from layers_core.lens import Lens
+from layers_core.logit_stats import AnswerStats, AnswerTileStats, RowStats, TileStats
+from layers_core.vocab_tiles import FEW_ROWS_TILE_BYTES, TilePlan, VocabTiles, plan_for
 
 ANSWER_TOP_K = 20
 RECORD_TOP_K = 5
-# Largest block of fp32 logits decoded at once in the batched sweep.
-LOGITS_BUDGET_BYTES = 256 * 2**20
 
 
 @dataclass
@@ -60,80 +65,78 @@ class PromptSweep:
     final_logits: Tensor  # [V] fp32: the lens at layer L, answer position
 
 
-class _AnswerAccumulator:
-    """Collects answer-position metrics for a batch of rows, one layer block at a time."""
-
-    def __init__(self, final_logits: Tensor, final_resid: Tensor, answer_ids: Sequence[int | None], k: int):
-        self.final_logits = final_logits  # [B, V]
-        self.final_resid = final_resid  # [B, d]
-        self.answer_ids = list(answer_ids)
-        self.k = k
-        self.rows: list[dict[str, list]] = [
-            {"entropy": [], "ids": [], "probs": [], "kl": [], "cos": [], "p": [], "rank": []}
-            for _ in self.answer_ids
-        ]
-
-    def add(self, logits: Tensor, resid: Tensor) -> None:
-        """Measure ``logits`` [C, B, V] decoded from ``resid`` [C, B, d] (C consecutive layers)."""
-        entropy = metrics.entropy_bits(logits)
-        probs, ids = metrics.top_k(logits, self.k)
-        kl = metrics.kl_bits(self.final_logits.unsqueeze(0), logits)
-        cos = metrics.cosine_similarity(resid.float(), self.final_resid.float().unsqueeze(0))
-        log_probs = torch.log_softmax(logits, dim=-1)
-        for b, answer_id in enumerate(self.answer_ids):
-            row = self.rows[b]
-            row["entropy"] += entropy[:, b].tolist()
-            row["ids"] += ids[:, b].tolist()
-            row["probs"] += probs[:, b].tolist()
-            row["kl"] += kl[:, b].tolist()
-            row["cos"] += cos[:, b].tolist()
-            if answer_id is not None:
-                row["p"] += log_probs[:, b, answer_id].exp().tolist()
-                row["rank"] += metrics.token_rank(logits[:, b], answer_id).tolist()
-
-    def results(self) -> list[AnswerSweep]:
-        """One ``AnswerSweep`` per batch row."""
-        return [
-            AnswerSweep(
-                entropy_bits=row["entropy"], top_ids=row["ids"], top_probs=row["probs"],
-                kl_to_final_bits=row["kl"], cosine_to_final=row["cos"],
-                p_answer=row["p"] if answer_id is not None else None,
-                answer_rank=[int(r) for r in row["rank"]] if answer_id is not None else None,
-            )
-            for row, answer_id in zip(self.rows, self.answer_ids)
-        ]
+def _normalised_rows(tiles: VocabTiles, resid: Tensor) -> Tensor:
+    """``[(L+1) * N, d]``: each layer's ``[N, d]`` residuals after that layer's lens norm, layer-major."""
+    return tiles.normalise_stack(resid).reshape(-1, resid.shape[-1])
 
 
-def sweep_prompt(
-    lens: Lens, resid: Tensor, answer_id: int | None,
-    answer_k: int = ANSWER_TOP_K, record_k: int = RECORD_TOP_K,
-) -> PromptSweep:
-    """Decode every layer at every position of one prompt.
+def _answer_first(tiles: VocabTiles, answer_ids: Tensor) -> list[int]:
+    """Slice indices with the slices holding answer ids first, so ``AnswerTileStats`` holds nothing back."""
+    width = tiles.plan.width
+    first = sorted({int(a) // width for a in answer_ids.tolist()})
+    return first + [i for i in range(len(tiles.slices)) if i not in first]
 
-    Args:
-        lens: The lens to decode with.
-        resid: ``[L+1, T, d]`` residuals of one prompt (``capture_residuals(...,
-            positions="all")[0][:, 0]``); the answer position is the last.
-        answer_id: Gold answer token id, or None when the answer could not be aligned.
-        answer_k: Top-k kept at the answer position.
-        record_k: Top-k kept at every position.
-    """
+
+def _id_tensor(answer_ids: Sequence[int | None]) -> Tensor:
+    """Answer ids as a tensor, -1 where there is none."""
+    return torch.tensor([-1 if a is None else int(a) for a in answer_ids], dtype=torch.long)
+
+
+def _answer_measures(stats: AnswerStats, resid: Tensor) -> dict[str, Tensor]:
+    """``[L+1, B, ...]`` tensors of every answer-position measure."""
+    layers, batch = stats.rank.shape
+    return {
+        "entropy": stats.rows.entropy_bits.view(layers, batch),
+        "ids": stats.rows.top_ids.view(layers, batch, -1),
+        "probs": stats.rows.top_probs.view(layers, batch, -1),
+        "kl": stats.kl_bits,
+        "cos": metrics.cosine_similarity(resid, resid[-1].unsqueeze(0)),
+        "p": (stats.answer_logit - stats.rows.log_normaliser.view(layers, batch)).exp(),
+        "rank": stats.rank,
+    }
+
+
+def _redo_unsettled(lens: Lens, stats: AnswerStats, resid: Tensor, answer_ids: Tensor, k: int,
+                    measures: dict[str, Tensor]) -> None:
+    """Measure with the plain ``metrics`` the rows the fused pass could not settle (rare: ties, inf)."""
     n_layers = resid.shape[0] - 1
-    final_logits = lens.logits(resid[n_layers, -1:], n_layers)  # [1, V]
-    answer = _AnswerAccumulator(final_logits, resid[n_layers, -1:], [answer_id], answer_k)
-    records = PositionRecords([], [], [])
-    for layer in range(n_layers + 1):
-        logits = lens.logits(resid[layer], layer)  # [T, V]: the only layer held
-        answer.add(logits[-1:].unsqueeze(0), resid[layer, -1:].unsqueeze(0))
-        probs, ids = metrics.top_k(logits, record_k)
-        records.entropy_bits.append(metrics.entropy_bits(logits).tolist())
-        records.top_ids.append(ids.tolist())
-        records.top_probs.append(probs.tolist())
-    return PromptSweep(answer=answer.results()[0], records=records, final_logits=final_logits[0])
+    unsettled = ~(stats.rows.exact.view(stats.rank.shape) & torch.isfinite(stats.kl_bits))
+    for layer, row in torch.nonzero(unsettled).tolist():
+        logits = lens.logits(resid[layer, row], layer)
+        final = lens.logits(resid[n_layers, row], n_layers)
+        probs, ids = metrics.top_k(logits, k)
+        answer_id = int(answer_ids[row])
+        measures["entropy"][layer, row] = metrics.entropy_bits(logits)
+        measures["ids"][layer, row], measures["probs"][layer, row] = ids, probs
+        measures["kl"][layer, row] = metrics.kl_bits(final, logits)
+        measures["p"][layer, row] = torch.softmax(logits, dim=-1)[answer_id]
+        measures["rank"][layer, row] = metrics.token_rank(logits, answer_id)
+
+
+def _to_sweeps(measures: dict[str, Tensor], answer_ids: Sequence[int | None]) -> list[AnswerSweep]:
+    """One ``AnswerSweep`` per prompt from ``[L+1, B, ...]`` tensors (one transfer per tensor)."""
+    lists = {name: value.transpose(0, 1).cpu().tolist() for name, value in measures.items()}
+    return [
+        AnswerSweep(
+            entropy_bits=lists["entropy"][b], top_ids=lists["ids"][b], top_probs=lists["probs"][b],
+            kl_to_final_bits=lists["kl"][b], cosine_to_final=lists["cos"][b],
+            p_answer=lists["p"][b] if answer_id is not None else None,
+            answer_rank=lists["rank"][b] if answer_id is not None else None,
+        )
+        for b, answer_id in enumerate(answer_ids)
+    ]
+
+
+def _finish_answers(lens: Lens, stats: AnswerStats, resid: Tensor, answer_ids: Sequence[int | None],
+                    safe_ids: Tensor, k: int) -> list[AnswerSweep]:
+    measures = _answer_measures(stats, resid)
+    _redo_unsettled(lens, stats, resid, safe_ids, k, measures)
+    return _to_sweeps(measures, answer_ids)
 
 
 def sweep_last_positions(
     lens: Lens, resid: Tensor, answer_ids: Sequence[int | None], answer_k: int = ANSWER_TOP_K,
+    plan: TilePlan | None = None,
 ) -> list[AnswerSweep]:
     """Decode the last position of a batch of prompts at every layer.
 
@@ -142,16 +145,115 @@ def sweep_last_positions(
         resid: ``[L+1, B, d]`` residuals at each row's last position.
         answer_ids: Gold answer id per row (None where unaligned).
         answer_k: Top-k kept per layer.
+        plan: Tile sizes (default: ``plan_tiles`` for the lens's device); the slices
+            widen so that one tile of all ``(L+1) x B`` rows stays the planned size.
     """
     n_layers, batch = resid.shape[0] - 1, resid.shape[1]
     if len(answer_ids) != batch:
         raise ValueError(f"{len(answer_ids)} answer ids for a batch of {batch}")
-    final_logits = lens.logits(resid[n_layers], n_layers)  # [B, V]
-    answer = _AnswerAccumulator(final_logits, resid[n_layers], answer_ids, answer_k)
-    row_bytes = batch * lens.parts.vocab_size * 4
-    chunk = max(1, LOGITS_BUDGET_BYTES // max(row_bytes, 1))
-    for start in range(0, n_layers + 1, chunk):
-        stop = min(start + chunk, n_layers + 1)
-        logits = torch.stack([lens.logits(resid[layer], layer) for layer in range(start, stop)])
-        answer.add(logits, resid[start:stop])
-    return answer.results()
+    plan = plan or plan_for(lens)
+    n_rows = (n_layers + 1) * batch
+    width = plan.width_for(n_rows, lens.parts.vocab_size, FEW_ROWS_TILE_BYTES)
+    tiles = VocabTiles(lens, TilePlan(width=width, row_block=n_rows))
+    safe_ids = _id_tensor(answer_ids).clamp_min(0).to(resid.device)
+    rows = _normalised_rows(tiles, resid)
+    stats = AnswerTileStats(n_layers + 1, batch, tiles.vocab_size, answer_k, safe_ids)
+    for index in _answer_first(tiles, safe_ids):
+        stats.add(tiles.logits(rows, index), tiles.slices[index][0])
+    return _finish_answers(lens, stats.finish(), resid, answer_ids, safe_ids, answer_k)
+
+
+def _records(stats: list[RowStats], lens: Lens, resid: Tensor, k: int) -> PositionRecords:
+    """Assemble per-layer records; rows the tiles left unsettled are measured per layer with ``metrics``."""
+    shape = resid.shape[:2]
+    entropy = torch.cat([s.entropy_bits for s in stats]).view(shape)
+    ids = torch.cat([s.top_ids for s in stats]).view(*shape, -1)
+    probs = torch.cat([s.top_probs for s in stats]).view(*shape, -1)
+    unsettled = ~torch.cat([s.exact for s in stats]).view(shape)
+    for layer in torch.nonzero(unsettled.any(-1)).flatten().tolist():
+        positions = torch.nonzero(unsettled[layer]).flatten()
+        logits = lens.logits(resid[layer, positions], layer)
+        entropy[layer, positions] = metrics.entropy_bits(logits)
+        probs[layer, positions], ids[layer, positions] = metrics.top_k(logits, k)
+    return PositionRecords(
+        entropy_bits=entropy.cpu().tolist(), top_ids=ids.cpu().tolist(), top_probs=probs.cpu().tolist()
+    )
+
+
+class _RecordsPass:
+    """One pass over the vocabulary for every row of a prompt, in row blocks; optionally copies
+    the answer rows of each slice out before the records statistics overwrite the tile."""
+
+    def __init__(self, tiles: VocabTiles, resid: Tensor, k: int, answer_rows: Tensor | None) -> None:
+        self.tiles = tiles
+        self.rows = _normalised_rows(tiles, resid)
+        block = tiles.plan.row_block
+        self.bounds = [(a, min(a + block, self.rows.shape[0])) for a in range(0, self.rows.shape[0], block)]
+        self.stats = [TileStats(b - a, tiles.vocab_size, k) for a, b in self.bounds]
+        self.answer_rows = answer_rows
+        self.picks = None if answer_rows is None else [
+            torch.nonzero((answer_rows >= a) & (answer_rows < b)).flatten() for a, b in self.bounds
+        ]
+
+    def run_slice(self, index: int) -> Tensor | None:
+        """Decode slice ``index`` for every block; return the answer rows' logits ``[A, W]`` if asked."""
+        start, stop = self.tiles.slices[index]
+        answer = None if self.answer_rows is None else torch.empty(
+            (self.answer_rows.numel(), stop - start), device=self.rows.device
+        )
+        for block, ((a, b), stats) in enumerate(zip(self.bounds, self.stats)):
+            tile = self.tiles.logits(self.rows[a:b], index)
+            if answer is not None and self.picks[block].numel():
+                picked = self.picks[block]
+                answer[picked] = tile[self.answer_rows[picked] - a]  # before add() shifts the tile
+            stats.add(tile, start)
+        return answer
+
+
+def position_records(lens: Lens, resid: Tensor, k: int = RECORD_TOP_K, plan: TilePlan | None = None) -> PositionRecords:
+    """Entropy and top-k at every layer and position of one prompt.
+
+    Args:
+        lens: The lens to decode with.
+        resid: ``[L+1, T, d]`` residuals of one prompt.
+        k: Top-k kept per position.
+        plan: Tile sizes (default: ``plan_tiles`` for the lens's device).
+    """
+    records = _RecordsPass(VocabTiles(lens, plan), resid, k, None)
+    for index in range(len(records.tiles.slices)):
+        records.run_slice(index)
+    return _records([s.finish() for s in records.stats], lens, resid, k)
+
+
+def sweep_prompt(
+    lens: Lens, resid: Tensor, answer_id: int | None,
+    answer_k: int = ANSWER_TOP_K, record_k: int = RECORD_TOP_K, plan: TilePlan | None = None,
+) -> PromptSweep:
+    """Decode every layer at every position of one prompt, the unembedding read once.
+
+    Args:
+        lens: The lens to decode with.
+        resid: ``[L+1, T, d]`` residuals of one prompt (``capture_residuals(...,
+            positions="all")[0][:, 0]``); the answer position is the last.
+        answer_id: Gold answer token id, or None when the answer could not be aligned.
+        answer_k: Top-k kept at the answer position.
+        record_k: Top-k kept at every position.
+        plan: Tile sizes (default: ``plan_tiles`` for the lens's device).
+    """
+    n_layers, seq_len = resid.shape[0] - 1, resid.shape[1]
+    tiles = VocabTiles(lens, plan)
+    answer_rows = torch.arange(n_layers + 1, device=resid.device) * seq_len + (seq_len - 1)
+    records = _RecordsPass(tiles, resid, record_k, answer_rows)
+    safe_ids = _id_tensor([answer_id]).clamp_min(0).to(resid.device)
+    answer = AnswerTileStats(n_layers + 1, 1, tiles.vocab_size, answer_k, safe_ids)
+    final_logits = torch.empty(tiles.vocab_size, device=resid.device)
+    for index in _answer_first(tiles, safe_ids):
+        answer_tile = records.run_slice(index)
+        start, stop = tiles.slices[index]
+        final_logits[start:stop] = answer_tile[n_layers]
+        answer.add(answer_tile, start)
+    sweep = _finish_answers(lens, answer.finish(), resid[:, -1:], [answer_id], safe_ids, answer_k)[0]
+    return PromptSweep(
+        answer=sweep, records=_records([s.finish() for s in records.stats], lens, resid, record_k),
+        final_logits=final_logits,
+    )

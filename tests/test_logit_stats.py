@@ -1,0 +1,137 @@
+"""Tiled entropy and top-k against the plain metrics functions, on hand-made logits."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from layers_core import metrics
+from layers_core.logit_stats import AnswerTileStats, TileStats, group_size, row_stats
+
+
+def _logits(rows: int, vocab: int, seed: int = 0, scale: float = 4.0) -> torch.Tensor:
+    return scale * torch.randn(rows, vocab, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("width", [64, 128, 320, 1024])
+def test_row_stats_match_metrics(width):
+    logits = _logits(7, 1024)
+    stats = row_stats(logits, 5, width)
+    probs, ids = metrics.top_k(logits, 5)
+    assert stats.exact.all()
+    assert torch.equal(stats.top_ids, ids)
+    assert torch.allclose(stats.top_probs, probs, atol=1e-6, rtol=0)
+    # Compared with fp64: the tiled sums are at least as accurate as one fp32 log_softmax.
+    assert torch.allclose(stats.entropy_bits.double(), metrics.entropy_bits(logits.double()), atol=1e-5, rtol=0)
+    assert torch.allclose(stats.log_normaliser, torch.logsumexp(logits, -1), atol=1e-5, rtol=0)
+
+
+def test_tiles_in_any_order_give_the_same_result():
+    logits = _logits(3, 512, seed=1)
+    forward, backward = TileStats(3, 512, 4), TileStats(3, 512, 4)
+    starts = list(range(0, 512, 128))
+    for start in starts:
+        forward.add(logits[:, start:start + 128].clone(), start)
+    for start in reversed(starts):
+        backward.add(logits[:, start:start + 128].clone(), start)
+    a, b = forward.finish(), backward.finish()
+    assert torch.equal(a.top_ids, b.top_ids)
+    assert torch.allclose(a.entropy_bits, b.entropy_bits, atol=1e-6)
+
+
+def test_ties_are_ordered_by_id_or_flagged():
+    # Every logit takes one of 4 values: the top-5 is full of ties across groups.
+    logits = (torch.arange(1024) % 4).float().repeat(2, 1)
+    logits[1, 700] = 10.0  # row 1 has a unique winner, then ties again
+    stats = row_stats(logits, 5, 256)
+    probs, ids = metrics.top_k(logits, 5)
+    resolved = stats.exact
+    # A row the groups cannot settle is flagged, never silently wrong.
+    assert torch.equal(stats.top_ids[resolved], ids[resolved])
+    assert not resolved.all()
+
+
+def test_ties_inside_kept_groups_are_exact():
+    logits = torch.full((1, 256), -5.0)
+    logits[0, [3, 9, 130]] = 2.0  # three tied winners in two groups
+    stats = row_stats(logits, 3, 128)
+    assert stats.exact.all()
+    assert stats.top_ids.tolist() == [[3, 9, 130]]
+
+
+def test_minus_inf_logits_count_as_probability_zero():
+    logits = _logits(3, 256)
+    logits[0, :10] = -math.inf
+    logits[2] = -math.inf  # no distribution at all
+    stats = row_stats(logits, 3, 64)
+    probs, ids = metrics.top_k(logits[:2], 3)
+    assert stats.exact.tolist() == [True, True, False]
+    assert torch.allclose(stats.entropy_bits[:2], metrics.entropy_bits(logits[:2]), atol=1e-6)
+    assert torch.equal(stats.top_ids[:2], ids)
+
+
+def test_very_negative_logits_lose_nothing():
+    # Shifted logits far below exp's normal range (as at layer 0) are clamped before exp.
+    logits = torch.cat([torch.tensor([[0.0, -1.0]]), torch.full((1, 254), -500.0)], dim=1)
+    stats = row_stats(logits, 2, 64)
+    assert torch.allclose(stats.entropy_bits, metrics.entropy_bits(logits.double()).float(), atol=1e-7)
+    assert torch.allclose(stats.top_probs, metrics.top_k(logits, 2)[0], atol=1e-7)
+
+
+def test_k_larger_than_some_tiles():
+    logits = _logits(2, 320)
+    stats = row_stats(logits, 20, 64)  # 16 groups per tile, 20 wanted
+    probs, ids = metrics.top_k(logits, 20)
+    assert stats.exact.all()
+    assert torch.equal(stats.top_ids, ids)
+
+
+def test_group_size_divides_the_vocabulary():
+    assert group_size(262144) == 64
+    assert group_size(49152) == 64
+    assert group_size(50257) == 1
+    assert group_size(320) == 4  # 80 groups: a small vocabulary still has many to choose from
+    assert group_size(100) == 1
+
+
+def test_misaligned_tile_is_refused():
+    stats = TileStats(1, 256, 2)
+    with pytest.raises(ValueError, match="aligned"):
+        stats.add(torch.zeros(1, 64), 30)  # groups of 4 ids here
+
+
+def test_missing_tiles_are_refused():
+    stats = TileStats(1, 256, 2)
+    stats.add(torch.zeros(1, 128), 0)
+    with pytest.raises(ValueError, match="covered 128 of 256"):
+        stats.finish()
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["answers-first", "answers-last"])
+def test_answer_tile_stats_match_metrics(reverse):
+    layers, batch, vocab = 4, 3, 512
+    logits = _logits(layers * batch, vocab, seed=2).view(layers, batch, vocab)
+    answer_ids = torch.tensor([5, 300, 511])
+    stats = AnswerTileStats(layers, batch, vocab, 6, answer_ids)
+    starts = list(range(0, vocab, 128))
+    for start in reversed(starts) if reverse else starts:  # answers-last: tiles wait for the answer logits
+        stats.add(logits[..., start:start + 128].reshape(layers * batch, -1).clone(), start)
+    result = stats.finish()
+    for layer in range(layers):
+        for row in range(batch):
+            x = logits[layer, row]
+            assert int(result.rank[layer, row]) == int(metrics.token_rank(x, int(answer_ids[row])))
+            kl = float(metrics.kl_bits(logits[-1, row].double(), x.double()))
+            assert float(result.kl_bits[layer, row]) == pytest.approx(kl, abs=1e-5)
+    assert torch.equal(result.kl_bits[-1], torch.zeros(batch))
+    probs, ids = metrics.top_k(logits.reshape(-1, vocab), 6)
+    assert torch.equal(result.rows.top_ids, ids)
+
+
+def test_answer_tile_stats_refuse_a_missing_answer_tile():
+    stats = AnswerTileStats(2, 1, 256, 3, torch.tensor([200]))
+    stats.add(torch.zeros(2, 128), 0)
+    with pytest.raises(ValueError, match="answer"):
+        stats.finish()
