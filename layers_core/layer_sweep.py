@@ -187,7 +187,9 @@ class _RecordsPass:
     def __init__(self, tiles: VocabTiles, resid: Tensor, k: int, answer_rows: Tensor | None) -> None:
         self.tiles = tiles
         self.rows = _normalised_rows(tiles, resid)
-        block = tiles.plan.row_block
+        # A tile never holds more logits than one layer's [T, V] block, however short the prompt.
+        seq_len = resid.shape[1]
+        block = max(1, min(tiles.plan.row_block, seq_len * tiles.vocab_size // tiles.plan.width))
         self.bounds = [(a, min(a + block, self.rows.shape[0])) for a in range(0, self.rows.shape[0], block)]
         self.stats = [TileStats(b - a, tiles.vocab_size, k) for a, b in self.bounds]
         self.answer_rows = answer_rows

@@ -17,7 +17,7 @@ from layers_core.architecture import model_parts
 from layers_core.capture import capture_residuals
 from layers_core.lens import Lens
 from layers_core.logit_stats import row_stats
-from layers_core.vocab_tiles import TilePlan, plan_tiles
+from layers_core.vocab_tiles import TilePlan, VocabTiles, plan_tiles
 
 TOL = 1e-5
 # Many small tiles and ragged row blocks, so every merge path runs on a 320-token vocabulary.
@@ -173,3 +173,12 @@ def test_cpu_tiles_fit_the_cache_and_other_devices_take_the_whole_vocabulary():
     assert cpu.width % 64 == 0 and cpu.width * 640 * 4 <= 8 * 2**20
     assert cpu.width * cpu.row_block * 4 <= 8 * 2**20
     assert plan_tiles(640, 262144, "cuda").width == 262144
+
+
+def test_records_tiles_never_hold_more_than_one_layer_of_logits():
+    model, parts, lens, ids = _setup("llama", seq_len=4)
+    resid, _ = capture_residuals(model, parts, ids, positions="all")
+    tiles = VocabTiles(lens, TilePlan(width=64, row_block=1000))
+    records = layer_sweep._RecordsPass(tiles, resid[:, 0], 5, None)
+    largest = max(b - a for a, b in records.bounds) * tiles.plan.width
+    assert largest <= 4 * tiny_models.VOCAB_SIZE

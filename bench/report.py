@@ -1,0 +1,182 @@
+"""Turn measurements into ratios against their floors, check the targets, write JSON and markdown."""
+
+from __future__ import annotations
+
+import json
+import operator
+from pathlib import Path
+
+from bench.timing import Timing
+
+# name -> (comparison, limit, what it means)
+TARGETS: dict[str, tuple[str, float, str]] = {
+    "ratio_answer_sweep": ("<=", 1.1, "answer-position sweep / (plain forward + L+1 unembedding rows)"),
+    "ratio_all_positions": ("<=", 1.2, "all-position records / (plain forward + (L+1) x T unembedding)"),
+    "mem_over_weights_frac": ("<=", 0.10, "peak memory of the answer-position sweep / weights"),
+    "all_positions_decode_over_layer_logits": (
+        "<", 1.0, "peak memory of the all-position decode / one layer's [T, V] fp32 logits"
+    ),
+    "ratio_cached_load": ("<=", 1.5, "load from the dequantized cache / plain safetensors load"),
+    "battery_speedup": (">=", 2.0, "fact battery one prompt at a time / batched"),
+}
+_COMPARE = {"<=": operator.le, "<": operator.lt, ">=": operator.ge}
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def entry(
+    model: str, n_tokens: int, shape: dict, timings: dict[str, Timing], memory: dict | None,
+    loads: dict | None, battery: dict | None,
+) -> dict:
+    """One model x length entry of ``latest.json``: raw times, floors, ratios and target checks."""
+    med = {name: t.median for name, t in timings.items()}
+    floor_answer = med["plain_forward"] + med["unembed_answer_rows"]
+    floor_all = med["plain_forward"] + med["unembed_all_rows"]
+    result = {
+        "model": model,
+        "tokens": n_tokens,
+        **shape,
+        "seconds": {name: t.as_dict() for name, t in timings.items()},
+        "floor_answer_sweep_seconds": floor_answer,
+        "floor_all_positions_seconds": floor_all,
+        "ratio_answer_sweep": med["answer_sweep"] / floor_answer,
+        "ratio_all_positions": med["all_positions"] / floor_all,
+        "ratio_all_positions_vs_tiled_matmul": med["all_positions"] / (
+            med["plain_forward"] + med["unembed_all_rows_tiled"]
+        ),
+        "memory": memory,
+        "mem_over_weights_frac": None if memory is None else _ratio(
+            memory["answer_sweep_peak_bytes"], memory["weights_bytes"]
+        ),
+        "all_positions_decode_over_layer_logits": None if memory is None else _ratio(
+            memory["all_positions_decode_peak_bytes"], memory["one_layer_logits_bytes"]
+        ),
+        "loads": loads,
+        "ratio_cached_load": None if loads is None else loads["ratio_cached_load"],
+        "battery": battery,
+        "battery_speedup": None if battery is None else battery["speedup"],
+    }
+    result["targets"] = check_targets(result)
+    return result
+
+
+def check_targets(result: dict) -> dict:
+    """``{name: {"limit", "comparison", "value", "met"}}``; ``met`` is None where it was not measured."""
+    checks = {}
+    for name, (comparison, limit, meaning) in TARGETS.items():
+        value = result.get(name)
+        met = None if value is None else bool(_COMPARE[comparison](value, limit))
+        checks[name] = {"comparison": comparison, "limit": limit, "value": value, "met": met, "meaning": meaning}
+    return checks
+
+
+def write_results(results: dict, out: Path) -> tuple[Path, Path]:
+    """Write ``latest.json`` and ``latest.md`` (and dated copies) into ``out``; return the two latest paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = results["created_at"].replace(":", "").replace("-", "")
+    text = json.dumps(results, indent=2, allow_nan=False) + "\n"
+    table = markdown(results)
+    for name in ("latest", f"bench-{stamp}"):
+        (out / f"{name}.json").write_text(text, encoding="utf-8")
+        (out / f"{name}.md").write_text(table, encoding="utf-8")
+    return out / "latest.json", out / "latest.md"
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f}"
+
+
+def _x(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _mb(value: int | None) -> str:
+    return "-" if value is None else f"{value / 2**20:.0f}"
+
+
+def _verdict(check: dict) -> str:
+    return {True: "met", False: "NOT met", None: "not measured"}[check["met"]]
+
+
+def markdown(results: dict) -> str:
+    """The benchmark as markdown tables: raw times, ratios to floors, memory, loads, battery, targets."""
+    machine, settings = results["machine"], results["settings"]
+    lines = [
+        f"# tinycave benchmark, {results['created_at']}",
+        "",
+        f"Machine: {machine['platform']}, {machine['cpu_count']} cpus, torch {machine['torch']} "
+        f"({machine['torch_threads']} threads), device {machine['device']}. Load average (1/5/15 min) "
+        f"before: {machine['load_before']}, after: {machine['load_after']}.",
+        f"Medians of {settings['repeats']} interleaved runs after {settings['warmup']} warm-up round(s).",
+        "",
+        "## Time (ms) and ratios to the floor",
+        "",
+        "| model | tokens | forward | unembed L+1 rows | answer sweep | ratio | unembed (L+1)xT | tiled matmul "
+        "| all positions | ratio |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in results["entries"]:
+        s = {name: t["median"] for name, t in e["seconds"].items()}
+        lines.append(
+            f"| {e['model']} | {e['tokens']} | {_ms(s['plain_forward'])} | {_ms(s['unembed_answer_rows'])} "
+            f"| {_ms(s['answer_sweep'])} | {_x(e['ratio_answer_sweep'])} | {_ms(s['unembed_all_rows'])} "
+            f"| {_ms(s['unembed_all_rows_tiled'])} | {_ms(s['all_positions'])} | {_x(e['ratio_all_positions'])} |"
+        )
+    lines += [
+        "",
+        "## Peak memory above the loaded weights (MB)",
+        "",
+        "| model | tokens | weights | answer sweep | / weights | all positions: capture | decode "
+        "| one layer's logits | decode / layer |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in results["entries"]:
+        m = e["memory"] or {}
+        lines.append(
+            f"| {e['model']} | {e['tokens']} | {_mb(m.get('weights_bytes'))} | {_mb(m.get('answer_sweep_peak_bytes'))} "
+            f"| {_x(e['mem_over_weights_frac'])} | {_mb(m.get('all_positions_capture_peak_bytes'))} "
+            f"| {_mb(m.get('all_positions_decode_peak_bytes'))} | {_mb(m.get('one_layer_logits_bytes'))} "
+            f"| {_x(e['all_positions_decode_over_layer_logits'])} |"
+        )
+    lines += _loads_and_battery(results["entries"])
+    lines += ["", "## Targets", "", "| model | tokens | target | limit | value | verdict |"]
+    lines.append("|---|---|---|---|---|---|")
+    for e in results["entries"]:
+        for name, check in e["targets"].items():
+            lines.append(
+                f"| {e['model']} | {e['tokens']} | {name} | {check['comparison']} {check['limit']} "
+                f"| {_x(check['value'])} | {_verdict(check)} |"
+            )
+    lines += ["", "## Methods", ""] + [f"- {line}" for line in results["methods"]]
+    return "\n".join(lines) + "\n"
+
+
+def _loads_and_battery(entries: list[dict]) -> list[str]:
+    lines = [
+        "",
+        "## Loading (s) and the fact battery (s)",
+        "",
+        "| model | GGUF cold | cached | plain safetensors | cached / plain | battery batched | one at a time "
+        "| speedup |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    seen = set()
+    for e in entries:
+        if e["model"] in seen:
+            continue
+        seen.add(e["model"])
+        loads, battery = e["loads"] or {}, e["battery"] or {}
+
+        def med(block: dict | None) -> str:
+            return "-" if not block else f"{block['median']:.2f}"
+
+        lines.append(
+            f"| {e['model']} | {med(loads.get('gguf_cold'))} | {med(loads.get('cached'))} "
+            f"| {med(loads.get('plain_safetensors'))} | {_x(e['ratio_cached_load'])} "
+            f"| {med(battery.get('batched'))} | {med(battery.get('one_at_a_time'))} | {_x(e['battery_speedup'])} |"
+        )
+    return lines

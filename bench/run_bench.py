@@ -1,0 +1,182 @@
+"""Benchmark experiment 001 against the floors set by the hardware (``make bench``).
+
+For each model and prompt length, in one process: the plain forward pass and
+the unembedding matmuls (the floors), 001's answer-position sweep and its
+all-position records, their peak memory, the load times, and the fact battery
+batched against one prompt at a time. Results go to ``bench/results/latest.json``
+(one entry per model and length, with every ratio and target check) and
+``latest.md``. Run ``python bench/run_bench.py --help`` for the flags.
+"""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+
+import torch  # noqa: E402
+
+from bench import memory, report  # noqa: E402
+from bench.battery import battery_cases  # noqa: E402
+from bench.loads import LoadBench  # noqa: E402
+from bench.timing import interleaved  # noqa: E402
+from bench.workloads import Workloads  # noqa: E402
+from layers_core.answer_alignment import model_context_length  # noqa: E402
+from layers_core.cli import run_main  # noqa: E402
+from layers_core.errors import PromptError  # noqa: E402
+from layers_core.loading import LoadedModel, free_model  # noqa: E402
+from layers_core.reproducibility import set_deterministic  # noqa: E402
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+METHODS = [
+    "ratios divide a median by the sum of the medians of its floor, all measured in the same process, "
+    "one case after another in each round (so load bursts hit every case of a round alike)",
+    "floor of the answer sweep: plain forward (logits for the last position only) + one matmul of the "
+    "L+1 answer rows with the unembedding; floor of the all-position records: plain forward + one "
+    "F.linear of [T, d] rows per layer (L+1 of them)",
+    "'tiled matmul' is the sweep's own vocabulary-tiled matmul with no statistics: the part of the "
+    "all-position time that is arithmetic, not measurement",
+    "peak memory, cpu: " + memory.METHODS["cpu"] + "; cuda: " + memory.METHODS["cuda"] + "; mps: "
+    + memory.METHODS["mps"],
+    "all positions memory is split into the capture (forward with hooks) and the decode (sweep_prompt)",
+    "loads: GGUF cold = load_model into an empty TINYCAVE_CACHE (hash + dequantize + write entry); "
+    "cached = load_model hitting that entry (config, memo, entry check, weights, tokenizer, device plan, "
+    "architecture checks); plain = AutoModelForCausalLM.from_pretrained(entry folder) alone",
+    "battery: 001's run_fact_battery on the first facts of 'capitals', batched vs batch_size=1",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line flags."""
+    parser = argparse.ArgumentParser(prog="run_bench.py", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=["smollm2-135m", "gemma3-270m"], metavar="MODEL",
+                        help="bundled aliases, folders or .gguf files (default: both bundled models)")
+    parser.add_argument("--lengths", nargs="+", type=int, default=[16, 512], metavar="N",
+                        help="prompt lengths in tokens (default: 16 512)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per case after the warm-up (default 5)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
+    parser.add_argument("--cold-repeats", type=int, default=1,
+                        help="GGUF cold loads per model (default 1: Gemma's costs ~40 s)")
+    parser.add_argument("--battery-facts", type=int, default=40, help="facts of the battery (default 40)")
+    parser.add_argument("--skip-loads", action="store_true", help="do not measure load times")
+    parser.add_argument("--skip-battery", action="store_true", help="do not measure the fact battery")
+    parser.add_argument("--skip-memory", action="store_true", help="do not measure peak memory")
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
+                        help="where the models run (default auto: where 001 would run them)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results folder (default {DEFAULT_OUT})")
+    return parser
+
+
+def _progress(label: str):
+    def show(line: str) -> None:
+        print(f"[{label}] {line}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def _memory(work: Workloads, device: str) -> dict:
+    """Peak bytes of the answer sweep and of the all-position capture and decode, in untimed runs."""
+    resid, _ = work.capture_all()
+    decode = memory.peak_bytes(lambda: work.decode_all(resid), device)
+    del resid
+    return {
+        "weights_bytes": memory.weights_bytes(work.model),
+        "answer_sweep_peak_bytes": memory.peak_bytes(work.answer_sweep, device),
+        "all_positions_peak_bytes": memory.peak_bytes(work.all_positions, device),
+        "all_positions_capture_peak_bytes": memory.peak_bytes(work.capture_all, device),
+        "all_positions_decode_peak_bytes": decode,
+        "one_layer_logits_bytes": work.n_tokens * work.vocab_size * 4,
+        "method": memory.METHODS["cpu" if device == "cpu" else device.split(":")[0]],
+    }
+
+
+def _battery(loaded: LoadedModel, work: Workloads, args: argparse.Namespace, label: str) -> dict:
+    cases, info = battery_cases(loaded, work.lens, work.parts, args.battery_facts)
+    timings = interleaved(cases, args.repeats, loaded.plan.device, args.warmup, _progress(f"{label} battery"))
+    batched, single = timings["battery_batched"], timings["battery_one_at_a_time"]
+    return {**info, "batched": batched.as_dict(), "one_at_a_time": single.as_dict(),
+            "speedup": single.median / batched.median}
+
+
+def bench_model(model: str, args: argparse.Namespace) -> list[dict]:
+    """Every measurement of one model; one entry per prompt length."""
+    loads_bench = LoadBench(model, args.device)
+    try:
+        loads = None
+        if not args.skip_loads:
+            loads = loads_bench.measure(args.repeats, args.cold_repeats, _progress(f"{model} loads"))
+        loaded = loads_bench.load()
+        try:
+            return _bench_loaded(model, loaded, loads, args)
+        finally:
+            free_model(loaded)
+    finally:
+        loads_bench.cleanup()
+
+
+def _bench_loaded(model: str, loaded: LoadedModel, loads: dict | None, args: argparse.Namespace) -> list[dict]:
+    context = model_context_length(loaded.model.config)
+    too_long = [n for n in args.lengths if context is not None and n > context]
+    if too_long:
+        raise PromptError(f"{model} reads at most {context} tokens; drop --lengths {' '.join(map(str, too_long))}")
+    battery = None
+    entries = []
+    for n_tokens in args.lengths:
+        label = f"{model} {n_tokens} tokens"
+        work = Workloads(loaded, n_tokens)
+        if battery is None and not args.skip_battery:
+            battery = _battery(loaded, work, args, model)
+        timings = interleaved(work.cases(), args.repeats, loaded.plan.device, args.warmup, _progress(label))
+        peaks = None if args.skip_memory else _memory(work, loaded.plan.device)
+        shape = {"n_layers": work.parts.n_layers, "d_model": work.parts.d_model, "vocab_size": work.vocab_size,
+                 "device": loaded.plan.device, "dtype": loaded.plan.dtype}
+        entries.append(report.entry(model, n_tokens, shape, timings, peaks, loads, battery))
+        del work
+    return entries
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and write its tables; returns 0."""
+    args = build_parser().parse_args(argv)
+    if args.repeats < 1 or args.warmup < 0 or args.cold_repeats < 1:
+        raise PromptError("--repeats and --cold-repeats must be at least 1 and --warmup at least 0")
+    set_deterministic()
+    started = time.time()
+    machine = {
+        "platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "device": args.device, "load_before": _load_average(),
+    }
+    entries = [entry for model in args.models for entry in bench_model(model, args)]
+    machine["load_after"] = _load_average()
+    results = {
+        "schema_version": 1,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "seconds": round(time.time() - started, 1),
+        "machine": machine,
+        "settings": {"models": args.models, "lengths": args.lengths, "repeats": args.repeats,
+                     "warmup": args.warmup, "cold_repeats": args.cold_repeats,
+                     "battery_facts": args.battery_facts},
+        "methods": METHODS,
+        "entries": entries,
+    }
+    json_path, md_path = report.write_results(results, args.out)
+    print(md_path.read_text(encoding="utf-8"))
+    print(f"results: {json_path} and {md_path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    run_main(main)

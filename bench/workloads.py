@@ -1,0 +1,155 @@
+"""What the benchmark runs for one model at one prompt length: 001's work and its floors.
+
+Floors (the least any implementation must do):
+    plain_forward: the model's forward pass, logits for the last position only.
+    unembed_answer_rows: one matmul of the ``L+1`` answer-position rows with the unembedding.
+    unembed_all_rows: the ``(L+1) x T`` rows, one plain ``F.linear`` per layer.
+001's work:
+    answer_sweep: ``capture_residuals(positions="last")`` + ``sweep_last_positions``
+        for one prompt, as 001 would run it when only the answer position is needed.
+    all_positions: ``capture_residuals(positions="all")`` + ``sweep_prompt`` (records at
+        every position and the answer position in full), as ``analyse_prompt`` runs it.
+Extra, to show where time goes: ``unembed_all_rows_tiled`` is the sweep's own
+tiled matmul without any statistics.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from layers_core.answer_alignment import align_answer
+from layers_core.architecture import ModelParts, model_parts
+from layers_core.capture import capture_residuals
+from layers_core.layer_sweep import sweep_last_positions, sweep_prompt
+from layers_core.lens import Lens
+from layers_core.loading import LoadedModel
+from layers_core.vocab_tiles import VocabTiles
+
+# Ordinary English so the model sees text like 001's prompts; repeated to any length.
+FILLER = (
+    "Every country has a capital city where its government meets. Travellers often visit the "
+    "capital first, because museums, parliaments and old palaces gather there. "
+)
+QUESTION = "The capital of Germany is"
+ANSWER = "Berlin"
+
+
+@dataclass(frozen=True)
+class BenchPrompt:
+    """A prompt of exactly ``input_ids.shape[1]`` tokens ending with ``QUESTION``."""
+
+    input_ids: Tensor  # [1, T] on the cpu
+    answer_id: int | None
+
+
+def bench_prompt(tokenizer, n_tokens: int) -> BenchPrompt:
+    """``n_tokens`` tokens of filler text ending with the question; BOS kept when the tokenizer adds one."""
+    if n_tokens < 2:
+        raise ValueError(f"a benchmark prompt needs at least 2 tokens, got {n_tokens}")
+    question = tokenizer(QUESTION).input_ids
+    filler: list[int] = tokenizer(FILLER, add_special_tokens=False).input_ids
+    body = filler * (n_tokens // max(len(filler), 1) + 1)
+    prefix = question[:1] if question and question[0] == tokenizer.bos_token_id else []
+    tail = question[len(prefix):]
+    ids = (prefix + body + tail)
+    ids = prefix + ids[len(ids) - (n_tokens - len(prefix)):]
+    alignment = align_answer(tokenizer, QUESTION, ANSWER)
+    return BenchPrompt(torch.tensor([ids], dtype=torch.long), alignment.answer_token_id)
+
+
+class Workloads:
+    """Callables for every measured case of one model and prompt, sharing prepared inputs."""
+
+    def __init__(self, loaded: LoadedModel, n_tokens: int) -> None:
+        """Prepare the prompt, the lens and the normalised rows the floors multiply.
+
+        Args:
+            loaded: The model, as 001 loads it.
+            n_tokens: Prompt length.
+        """
+        self.model = loaded.model
+        self.device = loaded.plan.device
+        self.parts: ModelParts = model_parts(loaded.model)
+        fp32_unembed = loaded.plan.dtype != "float32"  # what 001 does on a GPU
+        self.lens = Lens(self.parts, mode="norm", fp32_unembed=fp32_unembed)
+        self.prompt = bench_prompt(loaded.tokenizer, n_tokens)
+        self.input_ids = self.prompt.input_ids.to(self.device)
+        self.n_tokens = n_tokens
+        resid, _ = capture_residuals(self.model, self.parts, self.input_ids, positions="all")
+        tiles = VocabTiles(self.lens)
+        self._tiles = tiles
+        self._normed = torch.stack([tiles.normalise(resid[layer, 0], layer) for layer in range(resid.shape[0])])
+        self._weight = self.parts.unembed.weight
+        self._bias = getattr(self.parts.unembed, "bias", None)
+        self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters
+
+    @property
+    def vocab_size(self) -> int:
+        """Vocabulary of the unembedding."""
+        return int(self._weight.shape[0])
+
+    def cases(self) -> dict[str, Callable[[], object]]:
+        """Every timed case, in the order each round runs them."""
+        return {
+            "plain_forward": self.plain_forward,
+            "unembed_answer_rows": self.unembed_answer_rows,
+            "unembed_all_rows": self.unembed_all_rows,
+            "unembed_all_rows_tiled": self.unembed_all_rows_tiled,
+            "answer_sweep": self.answer_sweep,
+            "all_positions": self.all_positions,
+        }
+
+    @torch.no_grad()
+    def plain_forward(self) -> Tensor:
+        """The model's forward pass with logits for the last position only."""
+        if self._keeps_logits:
+            return self.model(input_ids=self.input_ids, use_cache=False, logits_to_keep=1).logits
+        return self.model(input_ids=self.input_ids, use_cache=False).logits[:, -1]
+
+    @torch.no_grad()
+    def unembed_answer_rows(self) -> Tensor:
+        """One matmul: the ``L+1`` answer-position rows times the unembedding."""
+        rows = self._normed[:, -1].to(self._weight.dtype)
+        return F.linear(rows, self._weight, self._bias)
+
+    @torch.no_grad()
+    def unembed_all_rows(self) -> None:
+        """``L+1`` matmuls of ``[T, d]`` rows with the unembedding, each result dropped."""
+        for layer in range(self._normed.shape[0]):
+            F.linear(self._normed[layer].to(self._weight.dtype), self._weight, self._bias)
+
+    @torch.no_grad()
+    def unembed_all_rows_tiled(self) -> None:
+        """The sweep's tiled matmul (same slices and row blocks), no statistics."""
+        rows = self._normed.reshape(-1, self._normed.shape[-1])
+        block = self._tiles.plan.row_block
+        for index in range(len(self._tiles.slices)):
+            for start in range(0, rows.shape[0], block):
+                self._tiles.logits(rows[start:start + block], index)
+
+    def answer_sweep(self) -> list:
+        """001's answer-position sweep of one prompt: capture the last position, decode every layer."""
+        resid, _ = capture_residuals(self.model, self.parts, self.input_ids, positions="last")
+        return sweep_last_positions(self.lens, resid[:, :, 0], [self.prompt.answer_id])
+
+    def capture_all(self) -> tuple[Tensor, Tensor]:
+        """Capture every position; keep the model's last-position logits as ``analyse_prompt`` does."""
+        resid, model_logits = capture_residuals(self.model, self.parts, self.input_ids, positions="all")
+        last = model_logits[0, -1].clone()
+        del model_logits  # the [T, V] block is dropped before the sweep, as in 001
+        return resid[:, 0], last
+
+    def decode_all(self, resid: Tensor) -> object:
+        """``sweep_prompt`` on captured residuals."""
+        return sweep_prompt(self.lens, resid, self.prompt.answer_id)
+
+    def all_positions(self) -> object:
+        """001's per-prompt work: capture every position, then records and the answer position."""
+        resid, _ = self.capture_all()
+        return self.decode_all(resid)
