@@ -148,7 +148,8 @@ class TileStats:
         sum_exp = (scale * z).sum(0)
         sum_exp_shift = (scale * (s + z * offset)).sum(0)
         log_z = sum_exp.log()
-        entropy = (log_z - sum_exp_shift / sum_exp) / LN2
+        # Entropy is never negative; rounding on a one-hot row can give -1e-9 (printed '-0.000000').
+        entropy = ((log_z - sum_exp_shift / sum_exp) / LN2).clamp_min(0.0)
         log_normaliser = row_max + log_z
         top_ids, top_logits, bound = self._merge_top()
         exact = (bound < top_logits[:, -1]) & torch.isfinite(entropy) & torch.isfinite(log_normaliser)

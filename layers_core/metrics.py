@@ -55,7 +55,8 @@ def entropy_bits(logits: Tensor) -> Tensor:
     p = log_p.exp()
     # p * log p is 0 * -inf = NaN where p == 0; its limit is 0.
     terms = torch.where(p > 0, p * log_p, torch.zeros_like(p))
-    return -terms.sum(dim=-1) / LN2
+    # Never negative; rounding on a one-hot row can give -1e-9 (printed '-0.000000').
+    return (-terms.sum(dim=-1) / LN2).clamp_min(0.0)
 
 
 def kl_bits(p_logits: Tensor, q_logits: Tensor) -> Tensor:
