@@ -24,8 +24,9 @@ import torch
 from torch import Tensor
 
 from layers_core.lens import Lens
-from layers_core.logit_stats import group_size
 
+# Slice widths are multiples of this many ids (whole cache lines of fp32 logits).
+ALIGN = 64
 # Target sizes on the CPU: an unembedding slice and a logits tile that fit in L2/L3 together.
 WEIGHT_TILE_BYTES = 8 * 2**20
 LOGITS_TILE_BYTES = 8 * 2**20
@@ -47,11 +48,10 @@ class TilePlan:
         """Slice width so that ``n_rows`` rows make a tile of about ``tile_bytes`` (default: the planned tile).
 
         Never narrower than ``width`` (which keeps the unembedding slice cache-sized),
-        never wider than the vocabulary; a multiple of the group size.
+        never wider than the vocabulary; a multiple of ``ALIGN``.
         """
-        group = group_size(vocab_size)
         target = self.width * self.row_block * 4 if tile_bytes is None else tile_bytes
-        wide = target // (4 * max(n_rows, 1)) // group * group
+        wide = target // (4 * max(n_rows, 1)) // ALIGN * ALIGN
         return min(vocab_size, max(self.width, wide))
 
 
@@ -64,11 +64,10 @@ def plan_tiles(d_model: int, vocab_size: int, device: torch.device | str, weight
         device: Where the lens computes.
         weight_bytes: Bytes per element of the unembedding (4 for fp32).
     """
-    group = group_size(vocab_size)
     if torch.device(device).type != "cpu":
         return TilePlan(width=vocab_size, row_block=max(1, DEVICE_BLOCK_BYTES // (vocab_size * 4)))
-    width = WEIGHT_TILE_BYTES // (d_model * weight_bytes) // group * group
-    width = min(vocab_size, max(group, width))
+    width = WEIGHT_TILE_BYTES // (d_model * weight_bytes) // ALIGN * ALIGN
+    width = min(vocab_size, max(ALIGN, width))
     return TilePlan(width=width, row_block=max(1, LOGITS_TILE_BYTES // (width * 4)))
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from layers_core import metrics
-from layers_core.logit_stats import AnswerTileStats, TileStats, group_size, row_stats
+from layers_core.logit_stats import AnswerTileStats, TileStats, row_stats
 
 
 def _logits(rows: int, vocab: int, seed: int = 0, scale: float = 4.0) -> torch.Tensor:
@@ -42,7 +42,7 @@ def test_tiles_in_any_order_give_the_same_result():
 
 
 def test_ties_are_ordered_by_id_or_flagged():
-    # Every logit takes one of 4 values: the top-5 is full of ties across groups.
+    # Every logit takes one of 4 values: the top-5 is full of ties across tiles.
     logits = (torch.arange(1024) % 4).float().repeat(2, 1)
     logits[1, 700] = 10.0  # row 1 has a unique winner, then ties again
     stats = row_stats(logits, 5, 256)
@@ -53,9 +53,9 @@ def test_ties_are_ordered_by_id_or_flagged():
     assert not resolved.all()
 
 
-def test_ties_inside_kept_groups_are_exact():
+def test_ties_above_the_kth_place_are_exact():
     logits = torch.full((1, 256), -5.0)
-    logits[0, [3, 9, 130]] = 2.0  # three tied winners in two groups
+    logits[0, [3, 9, 130]] = 2.0  # three tied winners in two tiles, nothing tied with the 3rd
     stats = row_stats(logits, 3, 128)
     assert stats.exact.all()
     assert stats.top_ids.tolist() == [[3, 9, 130]]
@@ -82,24 +82,10 @@ def test_very_negative_logits_lose_nothing():
 
 def test_k_larger_than_some_tiles():
     logits = _logits(2, 320)
-    stats = row_stats(logits, 20, 64)  # 16 groups per tile, 20 wanted
+    stats = row_stats(logits, 20, 16)  # tiles narrower than the 20 wanted
     probs, ids = metrics.top_k(logits, 20)
     assert stats.exact.all()
     assert torch.equal(stats.top_ids, ids)
-
-
-def test_group_size_divides_the_vocabulary():
-    assert group_size(262144) == 64
-    assert group_size(49152) == 64
-    assert group_size(50257) == 1
-    assert group_size(320) == 4  # 80 groups: a small vocabulary still has many to choose from
-    assert group_size(100) == 1
-
-
-def test_misaligned_tile_is_refused():
-    stats = TileStats(1, 256, 2)
-    with pytest.raises(ValueError, match="aligned"):
-        stats.add(torch.zeros(1, 64), 30)  # groups of 4 ids here
 
 
 def test_missing_tiles_are_refused():
