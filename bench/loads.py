@@ -4,12 +4,17 @@
   hashing the file, dequantizing it with transformers and writing the cache entry.
 - cached: ``load_model`` hitting that entry. It includes reading the config,
   the sha256 memo lookup, verifying the entry (file sizes and safetensors
-  headers), ``from_pretrained`` of the weights, the tokenizer, the device plan,
-  the move to the device and the architecture checks.
-- plain: ``AutoModelForCausalLM.from_pretrained(<entry folder>, dtype=...)`` and
-  nothing else: the floor for reading the same safetensors.
+  headers), ``from_pretrained`` of the weights, copying them into torch-owned
+  aligned memory, the tokenizer, the device plan, the move to the device and the
+  architecture checks.
+- plain_safetensors: ``AutoModelForCausalLM.from_pretrained(<entry folder>)`` and
+  ``AutoTokenizer.from_pretrained`` of the same folder, then one read of every
+  weight. transformers maps safetensors files lazily, so without that read the
+  weights would not have left the disk yet and the first forward pass would pay
+  for them; ``load_model`` pays up front by copying them.
+- plain_lazy: ``from_pretrained`` of the weights alone, nothing read (for reference).
 For a folder or hub model there is no GGUF step: ``cached`` is ``load_model`` on
-it and ``plain`` is ``from_pretrained`` on the same location.
+it and the plain loads read the same location.
 """
 
 from __future__ import annotations
@@ -49,13 +54,19 @@ def _loaded_then_freed(spec: ModelSpec, device: str) -> Callable[[], None]:
     return run
 
 
-def _plain_then_freed(location: str, loaded: LoadedModel) -> Callable[[], None]:
+def _plain_then_freed(location: str, loaded: LoadedModel, read_weights: bool) -> Callable[[], None]:
     def run() -> None:
-        from transformers import AutoModelForCausalLM
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         model = AutoModelForCausalLM.from_pretrained(
             location, dtype=loaded.plan.torch_dtype(), use_safetensors=True
         )
+        if read_weights:
+            AutoTokenizer.from_pretrained(location)
+            with torch.no_grad():
+                for param in model.parameters():
+                    param.sum()
         del model
         gc.collect()
 
@@ -85,7 +96,8 @@ class LoadBench:
             location = probe.source.get("cache_entry") or self.spec.location
             cases = {
                 "cached": _loaded_then_freed(self.spec, self.device),
-                "plain_safetensors": _plain_then_freed(location, probe),
+                "plain_safetensors": _plain_then_freed(location, probe, read_weights=True),
+                "plain_lazy": _plain_then_freed(location, probe, read_weights=False),
             }
             free_model(probe)
             timings = interleaved(cases, repeats, "cpu", progress=lambda r: progress(f"loads {r}"))
@@ -96,6 +108,7 @@ class LoadBench:
             "gguf_cold_reason": None if self.is_gguf else f"{self.spec.kind} model: no GGUF step",
             "cached": cached.as_dict(),
             "plain_safetensors": plain.as_dict(),
+            "plain_lazy": timings["plain_lazy"].as_dict(),
             "plain_location": "the cache entry folder" if self.is_gguf else self.spec.location,
             "ratio_cached_load": cached.median / plain.median,
         }

@@ -35,8 +35,9 @@ from layers_core.reproducibility import set_deterministic  # noqa: E402
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 METHODS = [
-    "ratios divide a median by the sum of the medians of its floor, all measured in the same process, "
-    "one case after another in each round (so load bursts hit every case of a round alike)",
+    "every case runs once per round, back to back, in the same process; a ratio is the median over rounds "
+    "of the case's time divided by its floor's time in that round (ratio_of_medians in the JSON is the "
+    "ratio of the median times, for comparison)",
     "floor of the answer sweep: plain forward (logits for the last position only) + one matmul of the "
     "L+1 answer rows with the unembedding; floor of the all-position records: plain forward + one "
     "F.linear of [T, d] rows per layer (L+1 of them)",
@@ -46,8 +47,10 @@ METHODS = [
     + memory.METHODS["mps"],
     "all positions memory is split into the capture (forward with hooks) and the decode (sweep_prompt)",
     "loads: GGUF cold = load_model into an empty TINYCAVE_CACHE (hash + dequantize + write entry); "
-    "cached = load_model hitting that entry (config, memo, entry check, weights, tokenizer, device plan, "
-    "architecture checks); plain = AutoModelForCausalLM.from_pretrained(entry folder) alone",
+    "cached = load_model hitting that entry (config, memo, entry check, weights copied into owned memory, "
+    "tokenizer, device plan, architecture checks); plain = transformers from_pretrained of the entry folder "
+    "(model and tokenizer) plus one read of every weight, since transformers maps safetensors lazily; "
+    "plain_lazy = from_pretrained of the weights alone",
     "battery: 001's run_fact_battery on the first facts of 'capitals', batched vs batch_size=1",
 ]
 
@@ -107,8 +110,8 @@ def _battery(loaded: LoadedModel, work: Workloads, args: argparse.Namespace, lab
     cases, info = battery_cases(loaded, work.lens, work.parts, args.battery_facts)
     timings = interleaved(cases, args.repeats, loaded.plan.device, args.warmup, _progress(f"{label} battery"))
     batched, single = timings["battery_batched"], timings["battery_one_at_a_time"]
-    return {**info, "batched": batched.as_dict(), "one_at_a_time": single.as_dict(),
-            "speedup": single.median / batched.median}
+    speedup = report.round_ratio(timings, "battery_one_at_a_time", ("battery_batched",))
+    return {**info, "batched": batched.as_dict(), "one_at_a_time": single.as_dict(), "speedup": speedup}
 
 
 def bench_model(model: str, args: argparse.Namespace) -> list[dict]:
@@ -161,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     entries = [entry for model in args.models for entry in bench_model(model, args)]
     machine["load_after"] = _load_average()
+    machine["device"] = ", ".join(sorted({f"{e['device']} ({e['dtype']})" for e in entries})) or args.device
     results = {
         "schema_version": 1,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),

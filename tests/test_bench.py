@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from bench.memory import peak_bytes, weights_bytes
-from bench.report import TARGETS, check_targets
-from bench.timing import interleaved
+from bench.report import TARGETS, check_targets, round_ratio
+from bench.timing import Timing, interleaved
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIRED = (
@@ -45,10 +45,10 @@ def test_latest_json_has_one_entry_per_model_and_length(bench_run: Path, tiny_ch
         assert set(entry["targets"]) == set(TARGETS)
         for check in entry["targets"].values():
             assert check["met"] in (True, False)
-        # The ratios are what the raw medians say.
-        seconds = {name: t["median"] for name, t in entry["seconds"].items()}
+        # The ratio is what the raw samples of its round say (one repeat: one round).
+        seconds = {name: t["samples"][0] for name, t in entry["seconds"].items()}
         floor = seconds["plain_forward"] + seconds["unembed_answer_rows"]
-        assert entry["ratio_answer_sweep"] == pytest.approx(seconds["answer_sweep"] / floor, rel=1e-3)  # JSON keeps us
+        assert entry["ratio_answer_sweep"] == pytest.approx(seconds["answer_sweep"] / floor, rel=1e-3)
         assert entry["memory"]["weights_bytes"] > 0
         assert entry["loads"]["gguf_cold"] is None  # a folder has no GGUF step, and says so
         assert "no GGUF step" in entry["loads"]["gguf_cold_reason"]
@@ -63,6 +63,12 @@ def test_markdown_table_lists_every_entry_and_target(bench_run: Path) -> None:
     for name in TARGETS:
         assert table.count(f"| {name} |") == 2
     assert len(list(bench_run.glob("bench-*.json"))) == 1
+
+
+def test_round_ratio_is_the_median_of_per_round_ratios() -> None:
+    timings = {"case": Timing((2.0, 9.0, 3.0)), "a": Timing((1.0, 1.0, 1.0)), "b": Timing((1.0, 2.0, 2.0))}
+    # Per round: 2/2, 9/3, 3/3, so the median is 1.0; the ratio of the medians would be 3/2.
+    assert round_ratio(timings, "case", ("a", "b")) == pytest.approx(1.0)
 
 
 def test_target_checks_compare_in_the_right_direction() -> None:
