@@ -103,6 +103,20 @@ def test_last_position_matches_all_positions(family: str) -> None:
     torch.testing.assert_close(logits_last, logits_all[:, -1:], rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_all_residuals_with_last_logits_only(family: str) -> None:
+    model = tiny_models.build_model(family)
+    parts = model_parts(model)
+    ids = _ids(PROMPT)
+    resid_all, logits_all = capture_residuals(model, parts, ids, positions="all")
+    resid, logits = capture_residuals(model, parts, ids, positions="all", logits_at="last")
+    assert logits.shape == (1, 1, parts.vocab_size)
+    assert torch.equal(resid, resid_all)
+    torch.testing.assert_close(logits, logits_all[:, -1:], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="positions must be one of"):
+        capture_residuals(model, parts, ids, positions="all", logits_at="first")
+
+
 @pytest.mark.parametrize("family", tiny_models.FAMILIES)
 def test_left_padded_row_matches_the_unpadded_prompt(family: str) -> None:
     model = tiny_models.build_model(family)

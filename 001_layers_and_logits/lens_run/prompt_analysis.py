@@ -51,11 +51,8 @@ def analyse_prompt(
     prompt_ids = check_prompt(tokenizer, case.prompt, context_length)
     alignment = align_answer(tokenizer, case.prompt, case.answer)
     input_ids = torch.tensor([prompt_ids], dtype=torch.long)
-    resid, model_logits = capture_residuals(model, parts, input_ids, positions="all")
-    # A copy of the last row: a view would keep the model's whole [T, V] logits alive in
-    # the result (537 MB for 512 Gemma tokens), and they must be gone before the sweep.
-    own = model_logits[0, -1].clone()
-    del model_logits
+    resid, model_logits = capture_residuals(model, parts, input_ids, positions="all", logits_at="last")
+    own = model_logits[0, -1]
     resid = resid[:, 0]  # [L+1, T, d]
     sweep = sweep_prompt(lens, resid, alignment.answer_token_id)
     head_logits = sweep.final_logits if lens.mode == "norm" else head.logits(resid[-1, -1:], parts.n_layers)[0]
