@@ -27,11 +27,15 @@ from torch import Tensor
 
 from layers_core import metrics
 from layers_core.lens import Lens
-from layers_core.logit_stats import AnswerStats, AnswerTileStats, RowStats, TileStats
+from layers_core.logit_stats import AnswerStats, AnswerTileStats, RowStats, Scratch, TileStats
 from layers_core.vocab_tiles import FEW_ROWS_TILE_BYTES, TilePlan, VocabTiles, plan_for
 
 ANSWER_TOP_K = 20
 RECORD_TOP_K = 5
+# The records pass holds one logits tile and one scratch tile of the same size; each is capped
+# at this share of one layer's [T, V] logits, so together with the normalised rows the whole
+# decode stays below one layer's logits however short the prompt.
+RECORDS_TILE_SHARE = 4
 
 
 @dataclass
@@ -187,11 +191,12 @@ class _RecordsPass:
     def __init__(self, tiles: VocabTiles, resid: Tensor, k: int, answer_rows: Tensor | None) -> None:
         self.tiles = tiles
         self.rows = _normalised_rows(tiles, resid)
-        # A tile never holds more logits than one layer's [T, V] block, however short the prompt.
         seq_len = resid.shape[1]
-        block = max(1, min(tiles.plan.row_block, seq_len * tiles.vocab_size // tiles.plan.width))
+        layer_share = seq_len * tiles.vocab_size // (RECORDS_TILE_SHARE * tiles.plan.width)
+        block = max(1, min(tiles.plan.row_block, layer_share))
         self.bounds = [(a, min(a + block, self.rows.shape[0])) for a in range(0, self.rows.shape[0], block)]
-        self.stats = [TileStats(b - a, tiles.vocab_size, k) for a, b in self.bounds]
+        self.scratch = Scratch()
+        self.stats = [TileStats(b - a, tiles.vocab_size, k, self.scratch) for a, b in self.bounds]
         self.answer_rows = answer_rows
         self.picks = None if answer_rows is None else [
             torch.nonzero((answer_rows >= a) & (answer_rows < b)).flatten() for a, b in self.bounds
@@ -209,7 +214,13 @@ class _RecordsPass:
                 picked = self.picks[block]
                 answer[picked] = tile[self.answer_rows[picked] - a]  # before add() shifts the tile
             stats.add(tile, start)
+            del tile  # else the next block's tile is allocated while this one is still held
         return answer
+
+    def finish(self) -> list[RowStats]:
+        """Every block's statistics, the scratch buffer released first."""
+        self.scratch.release()
+        return [stats.finish() for stats in self.stats]
 
 
 def position_records(lens: Lens, resid: Tensor, k: int = RECORD_TOP_K, plan: TilePlan | None = None) -> PositionRecords:
@@ -224,7 +235,7 @@ def position_records(lens: Lens, resid: Tensor, k: int = RECORD_TOP_K, plan: Til
     records = _RecordsPass(VocabTiles(lens, plan), resid, k, None)
     for index in range(len(records.tiles.slices)):
         records.run_slice(index)
-    return _records([s.finish() for s in records.stats], lens, resid, k)
+    return _records(records.finish(), lens, resid, k)
 
 
 def sweep_prompt(
@@ -247,15 +258,17 @@ def sweep_prompt(
     answer_rows = torch.arange(n_layers + 1, device=resid.device) * seq_len + (seq_len - 1)
     records = _RecordsPass(tiles, resid, record_k, answer_rows)
     safe_ids = _id_tensor([answer_id]).clamp_min(0).to(resid.device)
-    answer = AnswerTileStats(n_layers + 1, 1, tiles.vocab_size, answer_k, safe_ids)
+    answer = AnswerTileStats(n_layers + 1, 1, tiles.vocab_size, answer_k, safe_ids, records.scratch)
     final_logits = torch.empty(tiles.vocab_size, device=resid.device)
     for index in _answer_first(tiles, safe_ids):
         answer_tile = records.run_slice(index)
         start, stop = tiles.slices[index]
         final_logits[start:stop] = answer_tile[n_layers]
         answer.add(answer_tile, start)
+        del answer_tile  # before the next slice's copy is allocated
+    row_stats = records.finish()
     sweep = _finish_answers(lens, answer.finish(), resid[:, -1:], [answer_id], safe_ids, answer_k)[0]
     return PromptSweep(
-        answer=sweep, records=_records([s.finish() for s in records.stats], lens, resid, record_k),
+        answer=sweep, records=_records(row_stats, lens, resid, record_k),
         final_logits=final_logits,
     )

@@ -11,7 +11,9 @@ tiles small enough to stay in the CPU cache and keeps per row and tile only
   once the tiles are rescaled to the row's maximum;
 - the tile's ``k`` largest logits with their ids, and its (k+1)-th largest logit.
 
-``finish`` orders the kept candidates by (logit desc, id asc), exactly as
+Every ``COMPACT_AFTER`` tiles, and in ``finish``, the kept results are merged
+into one part, so memory does not grow with the number of tiles. The merge
+orders the kept candidates by (logit desc, id asc), exactly as
 ``metrics.top_k`` does. Every logit left out is at most the largest (k+1)-th
 value of any tile or merge, so the result is exact when that bound is below
 the k-th kept logit; a row where it is not (a tie at the k-th place) or whose
@@ -22,9 +24,11 @@ Accuracy: sums run within tiles and are then combined, which is closer to an
 fp64 computation than one fp32 ``log_softmax`` over 262k tokens (2e-6 against
 4e-4 bits on Gemma-3-270M).
 
-Speed: each tile is reduced in place plus one reused work buffer. A fresh
-multi-megabyte tensor per operation made glibc map and fault in new pages every
-time (a third of the sweep on SmolLM2 at 512 tokens).
+Speed and memory: each tile is reduced in place plus one ``Scratch`` buffer,
+shared by every ``TileStats`` of a sweep. A fresh multi-megabyte tensor per
+operation made glibc map and fault in new pages every time (a third of the
+sweep on SmolLM2 at 512 tokens); one buffer per row block held 27 tiles'
+worth of memory at once.
 """
 
 from __future__ import annotations
@@ -40,6 +44,33 @@ LN2 = math.log(2.0)
 # (early layers put most of the vocabulary there). Such a token adds under 1e-36 to any sum
 # here, so shifted logits are clamped to it first: the results are unchanged in fp32.
 EXP_FLOOR = -87.0
+# Tiles whose per-row results are kept before they are merged into one part.
+COMPACT_AFTER = 8
+
+
+class Scratch:
+    """One reusable buffer, handed out as a tensor of any shape that fits in it.
+
+    A tile's statistics need one tile-sized temporary (``exp`` of the shifted
+    logits, or the gap to the last layer). Every ``TileStats`` of one sweep
+    shares a ``Scratch``, so the sweep holds one such temporary, not one per row
+    block. A buffer is valid until the next call of ``like``.
+    """
+
+    def __init__(self) -> None:
+        self._flat: Tensor | None = None
+
+    def like(self, tensor: Tensor) -> Tensor:
+        """A contiguous tensor with the shape, dtype and device of ``tensor`` (contents undefined)."""
+        need = tensor.numel()
+        flat = self._flat
+        if flat is None or flat.numel() < need or flat.dtype != tensor.dtype or flat.device != tensor.device:
+            flat = self._flat = torch.empty(need, dtype=tensor.dtype, device=tensor.device)
+        return flat[:need].view(tensor.shape)
+
+    def release(self) -> None:
+        """Drop the buffer (the next ``like`` allocates again)."""
+        self._flat = None
 
 
 @dataclass
@@ -71,13 +102,15 @@ class TileStats:
     exactly once.
     """
 
-    def __init__(self, n_rows: int, vocab_size: int, k: int) -> None:
+    def __init__(self, n_rows: int, vocab_size: int, k: int, scratch: Scratch | None = None) -> None:
         """Empty statistics for ``n_rows`` rows over a ``vocab_size`` vocabulary.
 
         Args:
             n_rows: Rows that every tile carries.
             vocab_size: Total vocabulary.
             k: How many top tokens to keep (clamped to the vocabulary).
+            scratch: Temporary buffer shared with other statistics of the same sweep
+                (default: a private one, released by ``finish``).
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
@@ -85,15 +118,9 @@ class TileStats:
         self.k = min(k, vocab_size)
         self.vocab_size = vocab_size
         self.seen = 0
-        self._work: dict[tuple[int, ...], Tensor] = {}
+        self.scratch = scratch or Scratch()
+        self._owns_scratch = scratch is None
         self._parts: dict[str, list[Tensor]] = {name: [] for name in ("max", "z", "s", "values", "ids", "bound")}
-
-    def work(self, like: Tensor) -> Tensor:
-        """A scratch tensor shaped like ``like``, reused across tiles of that shape."""
-        key = tuple(like.shape)
-        if key not in self._work:
-            self._work[key] = torch.empty_like(like, memory_format=torch.contiguous_format)
-        return self._work[key]
 
     def add(self, tile: Tensor, start: int) -> None:
         """Fold in ``tile`` ``[R, W]`` fp32: the logits of ids ``start .. start + W - 1``.
@@ -111,30 +138,47 @@ class TileStats:
         self._parts["ids"].append(where[:, :kept] + start)
         self._parts["bound"].append(values[:, kept] if take > kept else torch.full_like(tile_max, -math.inf))
         shifted = tile.sub_(tile_max.unsqueeze(-1)).clamp_(min=EXP_FLOOR)
-        weights = torch.exp(shifted, out=self.work(shifted))
+        weights = torch.exp(shifted, out=self.scratch.like(shifted))
         self._parts["max"].append(tile_max)
         self._parts["z"].append(weights.sum(-1))
         self._parts["s"].append(weights.mul_(shifted).sum(-1))
         self.seen += width
+        if len(self._parts["max"]) >= COMPACT_AFTER:
+            self._compact()
 
     def finish(self) -> RowStats:
         """Entropy, normaliser and ordered top-k of every row, with the rows that need a recompute."""
         if self.seen != self.vocab_size:
             raise ValueError(f"tiles covered {self.seen} of {self.vocab_size} ids")
-        self._work.clear()
+        if self._owns_scratch:
+            self.scratch.release()
+        self._compact()
+        (row_max,), (sum_exp,), (sum_exp_shift,) = (self._parts[name] for name in ("max", "z", "s"))
+        (top_ids,), (top_logits,), (bound,) = (self._parts[name] for name in ("ids", "values", "bound"))
+        log_z = sum_exp.log()
+        entropy = (log_z - sum_exp_shift / sum_exp) / LN2
+        log_normaliser = row_max + log_z
+        exact = (bound < top_logits[:, -1]) & torch.isfinite(entropy) & torch.isfinite(log_normaliser)
+        top_probs = (top_logits - log_normaliser.unsqueeze(-1)).exp()
+        return RowStats(entropy, log_normaliser, top_ids, top_logits, top_probs, exact)
+
+    def _compact(self) -> None:
+        """Fold every tile's part into one: the sums rescaled to the rows' maximum, the top ``k`` merged.
+
+        Called every ``COMPACT_AFTER`` tiles, so the parts held never grow with the
+        number of vocabulary slices (250 of them for Llama-3-8B on the cpu).
+        """
+        if len(self._parts["max"]) == 1:
+            return
         tile_max, z, s = (torch.stack(self._parts[name]) for name in ("max", "z", "s"))
         row_max = tile_max.amax(0)
         # Rescale each tile's sums to the row maximum: exp(x - M) = exp(x - m) * exp(m - M).
         scale, offset = (tile_max - row_max).exp(), tile_max - row_max
         sum_exp = (scale * z).sum(0)
         sum_exp_shift = (scale * (s + z * offset)).sum(0)
-        log_z = sum_exp.log()
-        entropy = (log_z - sum_exp_shift / sum_exp) / LN2
-        log_normaliser = row_max + log_z
         top_ids, top_logits, bound = self._merge_top()
-        exact = (bound < top_logits[:, -1]) & torch.isfinite(entropy) & torch.isfinite(log_normaliser)
-        top_probs = (top_logits - log_normaliser.unsqueeze(-1)).exp()
-        return RowStats(entropy, log_normaliser, top_ids, top_logits, top_probs, exact)
+        self._parts = {"max": [row_max], "z": [sum_exp], "s": [sum_exp_shift],
+                       "values": [top_logits], "ids": [top_ids], "bound": [bound]}
 
     def _merge_top(self) -> tuple[Tensor, Tensor, Tensor]:
         """Top ``k`` over all tiles, ordered by (logit desc, id asc), and the bound on the rest."""
@@ -190,11 +234,13 @@ class AnswerTileStats:
     ``finish``; it is exactly 0 for the last layer itself.
     """
 
-    def __init__(self, n_layers: int, batch: int, vocab_size: int, k: int, answer_ids: Tensor) -> None:
+    def __init__(self, n_layers: int, batch: int, vocab_size: int, k: int, answer_ids: Tensor,
+                 scratch: Scratch | None = None) -> None:
         """Args: n_layers: layers per prompt, last = reference; batch: prompts; vocab_size; k: top-k;
-        answer_ids: ``[B]`` int64 ids (any valid id where a prompt has no answer)."""
+        answer_ids: ``[B]`` int64 ids (any valid id where a prompt has no answer); scratch: as for
+        ``TileStats``."""
         self.shape = (n_layers, batch)
-        self.stats = TileStats(n_layers * batch, vocab_size, k)
+        self.stats = TileStats(n_layers * batch, vocab_size, k, scratch)
         self.answer_ids = answer_ids
         self.answer_logit = torch.full(self.shape, math.nan, device=answer_ids.device)
         self.known = torch.zeros(batch, dtype=torch.bool, device=answer_ids.device)
@@ -224,7 +270,7 @@ class AnswerTileStats:
         last = grid[-1]
         last_max = last.amax(-1, keepdim=True)
         weights = (last - last_max).clamp_(min=EXP_FLOOR).exp()
-        gap = torch.sub(last.unsqueeze(0), grid, out=self.stats.work(grid))
+        gap = torch.sub(last.unsqueeze(0), grid, out=self.stats.scratch.like(grid))
         if self.shape[1] == 1:
             self._parts["gap"].append(torch.mv(gap.view(self.shape[0], -1), weights[0]).unsqueeze(-1))
         else:

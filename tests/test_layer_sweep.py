@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import tiny_models
-from layers_core import layer_sweep, metrics
+from layers_core import layer_sweep, metrics, vocab_tiles
 from layers_core.architecture import model_parts
 from layers_core.capture import capture_residuals
 from layers_core.lens import Lens
@@ -181,4 +181,18 @@ def test_records_tiles_never_hold_more_than_one_layer_of_logits():
     tiles = VocabTiles(lens, TilePlan(width=64, row_block=1000))
     records = layer_sweep._RecordsPass(tiles, resid[:, 0], 5, None)
     largest = max(b - a for a, b in records.bounds) * tiles.plan.width
-    assert largest <= 4 * tiny_models.VOCAB_SIZE
+    # The logits tile and its scratch twin: each at most a quarter of one layer's [T, V].
+    assert largest <= 4 * tiny_models.VOCAB_SIZE // layer_sweep.RECORDS_TILE_SHARE
+    assert len(records.bounds) > 1
+    assert all(stats.scratch is records.scratch for stats in records.stats)
+
+
+def test_chunked_normalisation_equals_one_call(monkeypatch):
+    model, parts, lens, ids = _setup("llama", seq_len=6)
+    resid, _ = capture_residuals(model, parts, ids, positions="all")
+    whole = VocabTiles(lens).normalise_stack(resid[:, 0])
+    monkeypatch.setattr(vocab_tiles, "NORMALISE_CHUNK_BYTES", resid[0].numel() * 4 * 2)
+    chunked = VocabTiles(lens).normalise_stack(resid[:, 0])
+    assert torch.equal(whole, chunked)
+    expected = torch.stack([lens._normalise(resid[layer, 0], layer) for layer in range(resid.shape[0])])
+    assert torch.equal(chunked, expected)

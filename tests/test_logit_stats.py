@@ -7,15 +7,16 @@ import math
 import pytest
 import torch
 
-from layers_core import metrics
-from layers_core.logit_stats import AnswerTileStats, TileStats, row_stats
+from layers_core import logit_stats, metrics
+from layers_core.logit_stats import AnswerTileStats, Scratch, TileStats, row_stats
 
 
 def _logits(rows: int, vocab: int, seed: int = 0, scale: float = 4.0) -> torch.Tensor:
     return scale * torch.randn(rows, vocab, generator=torch.Generator().manual_seed(seed))
 
 
-@pytest.mark.parametrize("width", [64, 128, 320, 1024])
+# 16 and 24 make 64 and 43 tiles: several compactions, the last one ragged.
+@pytest.mark.parametrize("width", [16, 24, 64, 128, 320, 1024])
 def test_row_stats_match_metrics(width):
     logits = _logits(7, 1024)
     stats = row_stats(logits, 5, width)
@@ -51,6 +52,21 @@ def test_ties_are_ordered_by_id_or_flagged():
     # A row the groups cannot settle is flagged, never silently wrong.
     assert torch.equal(stats.top_ids[resolved], ids[resolved])
     assert not resolved.all()
+
+
+def test_parts_are_compacted_and_ties_across_compactions_keep_id_order():
+    logits = _logits(2, 1024, seed=4, scale=1.0)
+    logits[:, [5, 300, 900]] = 9.0  # a three-way tie for first, in tiles that compact separately
+    stats = TileStats(2, 1024, 4)
+    for start in range(0, 1024, 32):
+        stats.add(logits[:, start:start + 32].clone(), start)
+        assert len(stats._parts["values"]) < logit_stats.COMPACT_AFTER
+    result = stats.finish()
+    probs, ids = metrics.top_k(logits, 4)
+    assert result.exact.all()
+    assert result.top_ids[:, :3].tolist() == [[5, 300, 900]] * 2
+    assert torch.equal(result.top_ids, ids)
+    assert torch.allclose(result.top_probs, probs, atol=1e-6, rtol=0)
 
 
 def test_ties_above_the_kth_place_are_exact():
@@ -121,3 +137,28 @@ def test_answer_tile_stats_refuse_a_missing_answer_tile():
     stats.add(torch.zeros(2, 128), 0)
     with pytest.raises(ValueError, match="answer"):
         stats.finish()
+
+
+def test_scratch_is_one_buffer_reused_for_any_shape():
+    scratch = Scratch()
+    big = scratch.like(torch.empty(4, 8))
+    small = scratch.like(torch.empty(2, 3))
+    assert small.shape == (2, 3) and small.untyped_storage().data_ptr() == big.untyped_storage().data_ptr()
+    wider = scratch.like(torch.empty(5, 8))
+    assert wider.shape == (5, 8)
+    scratch.release()
+    assert scratch.like(torch.empty(1, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_statistics_sharing_a_scratch_equal_private_ones():
+    logits = torch.randn(6, 300, generator=torch.Generator().manual_seed(3))
+    shared = Scratch()
+    first, second = TileStats(3, 300, 4, shared), TileStats(3, 300, 4, shared)
+    for start in range(0, 300, 64):
+        first.add(logits[:3, start:start + 64].clone(), start)
+        second.add(logits[3:, start:start + 64].clone(), start)
+    for rows, stats in ((logits[:3], first), (logits[3:], second)):
+        expected = row_stats(rows, 4, 300)
+        got = stats.finish()
+        assert torch.equal(got.top_ids, expected.top_ids)
+        assert torch.allclose(got.entropy_bits, expected.entropy_bits, atol=1e-6)
