@@ -14,9 +14,13 @@ The profiler slows the work down, so peaks are measured in separate, untimed run
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -53,8 +57,31 @@ def peak_bytes(run: Callable[[], object], device: str) -> int:
     return _peak_cpu(run)
 
 
+@contextlib.contextmanager
+def _without_kineto_notices() -> Iterator[None]:
+    """Drop the ``USDT: ... profiler_start/stop`` lines kineto's C++ side writes to stderr.
+
+    torch 2.13 prints two per profile, with no switch to turn them off. stderr
+    is captured at the file-descriptor level and every other line is passed on.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().splitlines(keepends=True) if not line.startswith(b"USDT:")]
+            if kept:
+                os.write(2, b"".join(kept))
+
+
 def _peak_cpu(run: Callable[[], object]) -> int:
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _without_kineto_notices(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         result = run()
         del result
     # The kineto result keeps each allocation (+bytes) and free (-bytes) with its start time.

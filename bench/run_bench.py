@@ -35,9 +35,10 @@ from layers_core.reproducibility import set_deterministic  # noqa: E402
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
 METHODS = [
-    "every case runs once per round, back to back, in the same process; a ratio is the median over rounds "
-    "of the case's time divided by its floor's time in that round (ratio_of_medians in the JSON is the "
-    "ratio of the median times, for comparison)",
+    "two groups of rounds per model and length: the answer sweep with its floor, and the all-position "
+    "records with theirs; within a group every case runs once per round, back to back in one process, the "
+    "order reversed every other round; a ratio is the median over rounds of the case's time divided by its "
+    "floor's time in that round (ratio_of_medians in the JSON is the ratio of the median times, for comparison)",
     "floor of the answer sweep: plain forward (logits for the last position only) + one matmul of the "
     "L+1 answer rows with the unembedding; floor of the all-position records: plain forward + one "
     "F.linear of [T, d] rows per layer (L+1 of them)",
@@ -45,7 +46,10 @@ METHODS = [
     "all-position time that is arithmetic, not measurement",
     "peak memory, cpu: " + memory.METHODS["cpu"] + "; cuda: " + memory.METHODS["cuda"] + "; mps: "
     + memory.METHODS["mps"],
-    "all positions memory is split into the capture (forward with hooks) and the decode (sweep_prompt)",
+    "all positions memory is split into the capture (forward with hooks) and the decode (sweep_prompt); "
+    "'logits held' is the decode's peak less the (L+1) x T normalised rows it must build as the matmul's "
+    "input (the floor's matmul gets them ready-made), so it counts the logits tiles, their scratch twin "
+    "and the statistics",
     "loads: GGUF cold = load_model into an empty TINYCAVE_CACHE (hash + dequantize + write entry); "
     "cached = load_model hitting that entry (config, memo, entry check, weights copied into owned memory, "
     "tokenizer, device plan, architecture checks); plain = transformers from_pretrained of the entry folder "
@@ -62,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="bundled aliases, folders or .gguf files (default: both bundled models)")
     parser.add_argument("--lengths", nargs="+", type=int, default=[16, 512], metavar="N",
                         help="prompt lengths in tokens (default: 16 512)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per case after the warm-up (default 5)")
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="timed rounds of the all-position cases, the loads and the battery (default 5)")
+    parser.add_argument("--answer-repeats", type=int, default=15,
+                        help="timed rounds of the answer-sweep cases, cheap enough for more (default 15)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     parser.add_argument("--cold-repeats", type=int, default=1,
                         help="GGUF cold loads per model (default 1: Gemma's costs ~40 s)")
@@ -102,6 +109,7 @@ def _memory(work: Workloads, device: str) -> dict:
         "all_positions_capture_peak_bytes": memory.peak_bytes(work.capture_all, device),
         "all_positions_decode_peak_bytes": decode,
         "one_layer_logits_bytes": work.n_tokens * work.vocab_size * 4,
+        "normalised_rows_bytes": work.normalised_rows_bytes,
         "method": memory.METHODS["cpu" if device == "cpu" else device.split(":")[0]],
     }
 
@@ -142,7 +150,13 @@ def _bench_loaded(model: str, loaded: LoadedModel, loads: dict | None, args: arg
         work = Workloads(loaded, n_tokens)
         if battery is None and not args.skip_battery:
             battery = _battery(loaded, work, args, model)
-        timings = interleaved(work.cases(), args.repeats, loaded.plan.device, args.warmup, _progress(label))
+        device = loaded.plan.device
+        timings = {
+            "answer": interleaved(work.answer_cases(), args.answer_repeats, device, args.warmup,
+                                  _progress(f"{label}, answer sweep")),
+            "all_positions": interleaved(work.all_position_cases(), args.repeats, device, args.warmup,
+                                         _progress(f"{label}, all positions")),
+        }
         peaks = None if args.skip_memory else _memory(work, loaded.plan.device)
         shape = {"n_layers": work.parts.n_layers, "d_model": work.parts.d_model, "vocab_size": work.vocab_size,
                  "device": loaded.plan.device, "dtype": loaded.plan.dtype}
@@ -154,8 +168,8 @@ def _bench_loaded(model: str, loaded: LoadedModel, loads: dict | None, args: arg
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and write its tables; returns 0."""
     args = build_parser().parse_args(argv)
-    if args.repeats < 1 or args.warmup < 0 or args.cold_repeats < 1:
-        raise PromptError("--repeats and --cold-repeats must be at least 1 and --warmup at least 0")
+    if min(args.repeats, args.answer_repeats, args.cold_repeats) < 1 or args.warmup < 0:
+        raise PromptError("--repeats, --answer-repeats and --cold-repeats must be at least 1, --warmup at least 0")
     set_deterministic()
     started = time.time()
     machine = {
@@ -166,11 +180,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     machine["load_after"] = _load_average()
     machine["device"] = ", ".join(sorted({f"{e['device']} ({e['dtype']})" for e in entries})) or args.device
     results = {
-        "schema_version": 1,
+        "schema_version": 2,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1),
         "machine": machine,
         "settings": {"models": args.models, "lengths": args.lengths, "repeats": args.repeats,
+                     "answer_repeats": args.answer_repeats,
                      "warmup": args.warmup, "cold_repeats": args.cold_repeats,
                      "battery_facts": args.battery_facts},
         "methods": METHODS,

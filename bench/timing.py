@@ -1,9 +1,10 @@
 """Medians of interleaved runs, so machine load hits every measured case alike.
 
-Each round runs every case once, in a fixed order; the first round is a
-warm-up and is discarded. On a shared machine a burst of load then slows all
-cases of one round instead of all repeats of one case, which keeps the ratios
-between cases meaningful even when the raw times are not.
+Each round runs every case once, the order reversed every other round (A B C,
+C B A, ...), so a slow drift of the machine's speed hits every case alike; the
+first rounds are a warm-up and are discarded. On a shared machine a burst of
+load then slows all cases of one round instead of all repeats of one case,
+which keeps the ratios between cases meaningful even when the raw times are not.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def interleaved(
     """Time every case ``repeats`` times after ``warmup`` rounds, one case after another per round.
 
     Args:
-        cases: Name -> callable, run in dict order within each round.
+        cases: Name -> callable, run in dict order in even rounds and reversed in odd ones.
         repeats: Timed rounds (the median is over these).
         device: Device of the work, for synchronisation.
         warmup: Untimed rounds first.
@@ -69,8 +70,9 @@ def interleaved(
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     samples: dict[str, list[float]] = {name: [] for name in cases}
+    order = list(cases.items())
     for round_index in range(warmup + repeats):
-        for name, run in cases.items():
+        for name, run in order if round_index % 2 == 0 else order[::-1]:
             elapsed = time_once(run, device)
             if round_index >= warmup:
                 samples[name].append(elapsed)

@@ -94,16 +94,27 @@ class Workloads:
         """Vocabulary of the unembedding."""
         return int(self._weight.shape[0])
 
-    def cases(self) -> dict[str, Callable[[], object]]:
-        """Every timed case, in the order each round runs them."""
+    def answer_cases(self) -> dict[str, Callable[[], object]]:
+        """The answer-position sweep and its floor, timed together in one group of rounds."""
         return {
             "plain_forward": self.plain_forward,
             "unembed_answer_rows": self.unembed_answer_rows,
+            "answer_sweep": self.answer_sweep,
+        }
+
+    def all_position_cases(self) -> dict[str, Callable[[], object]]:
+        """The all-position records, their floor and the bare tiled matmul, timed together."""
+        return {
+            "plain_forward": self.plain_forward,
             "unembed_all_rows": self.unembed_all_rows,
             "unembed_all_rows_tiled": self.unembed_all_rows_tiled,
-            "answer_sweep": self.answer_sweep,
             "all_positions": self.all_positions,
         }
+
+    @property
+    def normalised_rows_bytes(self) -> int:
+        """Bytes of the ``(L+1) x T`` normalised rows the all-position decode multiplies."""
+        return self._normed.numel() * self._normed.element_size()
 
     @torch.no_grad()
     def plain_forward(self) -> Tensor:
@@ -139,11 +150,11 @@ class Workloads:
         return sweep_last_positions(self.lens, resid[:, :, 0], [self.prompt.answer_id])
 
     def capture_all(self) -> tuple[Tensor, Tensor]:
-        """Capture every position; keep the model's last-position logits as ``analyse_prompt`` does."""
-        resid, model_logits = capture_residuals(self.model, self.parts, self.input_ids, positions="all")
-        last = model_logits[0, -1].clone()
-        del model_logits  # the [T, V] block is dropped before the sweep, as in 001
-        return resid[:, 0], last
+        """Capture every position and the model's last-position logits, as ``analyse_prompt`` does."""
+        resid, model_logits = capture_residuals(
+            self.model, self.parts, self.input_ids, positions="all", logits_at="last"
+        )
+        return resid[:, 0], model_logits[0, -1]
 
     def decode_all(self, resid: Tensor) -> object:
         """``sweep_prompt`` on captured residuals."""

@@ -27,7 +27,7 @@ def bench_run(tiny_checkpoints, tmp_path_factory: pytest.TempPathFactory) -> Pat
     folder = tiny_checkpoints("gemma3")
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run_bench.py"), "--models", str(folder), "--lengths", "8", "24",
-         "--repeats", "1", "--battery-facts", "5", "--device", "cpu", "--out", str(out)],
+         "--repeats", "1", "--answer-repeats", "1", "--battery-facts", "5", "--device", "cpu", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr
@@ -45,11 +45,19 @@ def test_latest_json_has_one_entry_per_model_and_length(bench_run: Path, tiny_ch
         assert set(entry["targets"]) == set(TARGETS)
         for check in entry["targets"].values():
             assert check["met"] in (True, False)
-        # The ratio is what the raw samples of its round say (one repeat: one round).
-        seconds = {name: t["samples"][0] for name, t in entry["seconds"].items()}
-        floor = seconds["plain_forward"] + seconds["unembed_answer_rows"]
-        assert entry["ratio_answer_sweep"] == pytest.approx(seconds["answer_sweep"] / floor, rel=1e-3)
-        assert entry["memory"]["weights_bytes"] > 0
+        # Each ratio is what the raw samples of its own group's round say (one repeat: one round).
+        answer = {name: t["samples"][0] for name, t in entry["seconds"]["answer"].items()}
+        floor = answer["plain_forward"] + answer["unembed_answer_rows"]
+        assert entry["ratio_answer_sweep"] == pytest.approx(answer["answer_sweep"] / floor, rel=1e-3)
+        every = {name: t["samples"][0] for name, t in entry["seconds"]["all_positions"].items()}
+        floor = every["plain_forward"] + every["unembed_all_rows"]
+        assert entry["ratio_all_positions"] == pytest.approx(every["all_positions"] / floor, rel=1e-3)
+        memory = entry["memory"]
+        assert memory["weights_bytes"] > 0
+        held = memory["all_positions_decode_peak_bytes"] - memory["normalised_rows_bytes"]
+        assert entry["all_positions_logits_over_layer_logits"] == pytest.approx(
+            max(0, held) / memory["one_layer_logits_bytes"]
+        )
         assert entry["loads"]["gguf_cold"] is None  # a folder has no GGUF step, and says so
         assert "no GGUF step" in entry["loads"]["gguf_cold_reason"]
         assert entry["battery"]["n_facts"] == 5
@@ -92,8 +100,8 @@ def test_weights_bytes_counts_tied_weights_once() -> None:
     assert weights_bytes(model) == 10 * 4 * 4
 
 
-def test_interleaved_runs_every_case_in_every_round() -> None:
+def test_interleaved_runs_every_case_in_every_round_alternating_the_order() -> None:
     calls: list[str] = []
     timings = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3, "cpu", warmup=1)
-    assert calls == ["a", "b"] * 4
+    assert calls == ["a", "b", "b", "a"] * 2
     assert all(len(t.samples) == 3 for t in timings.values())
