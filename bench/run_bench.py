@@ -157,9 +157,9 @@ def _bench_loaded(model: str, loaded: LoadedModel, loads: dict | None, args: arg
             "all_positions": interleaved(work.all_position_cases(), args.repeats, device, args.warmup,
                                          _progress(f"{label}, all positions")),
         }
-        peaks = None if args.skip_memory else _memory(work, loaded.plan.device)
+        peaks = None if args.skip_memory else _memory(work, device)
         shape = {"n_layers": work.parts.n_layers, "d_model": work.parts.d_model, "vocab_size": work.vocab_size,
-                 "device": loaded.plan.device, "dtype": loaded.plan.dtype}
+                 "device": device, "dtype": loaded.plan.dtype}
         entries.append(report.entry(model, n_tokens, shape, timings, peaks, loads, battery))
         del work
     return entries

@@ -94,17 +94,18 @@ def _accepts(model: nn.Module, name: str) -> bool:
     return name in inspect.signature(model.forward).parameters
 
 
-def _check_inputs(input_ids: Tensor, attention_mask: Tensor | None, positions: str) -> None:
-    if positions not in POSITION_CHOICES:
-        raise ValueError(f"positions must be one of {POSITION_CHOICES}, got {positions!r}")
+def _check_inputs(input_ids: Tensor, attention_mask: Tensor | None, positions: str, logits_at: str) -> None:
+    for name, value in (("positions", positions), ("logits_at", logits_at)):
+        if value not in POSITION_CHOICES:
+            raise ValueError(f"{name} must be one of {POSITION_CHOICES}, got {value!r}")
     if input_ids.ndim != 2:
         raise ValueError(f"input_ids must be [batch, seq], got shape {tuple(input_ids.shape)}")
     if attention_mask is not None:
         if attention_mask.shape != input_ids.shape:
             raise ValueError("attention_mask must have the shape of input_ids")
-        if positions == "last" and not bool(attention_mask[:, -1].all()):
+        if "last" in (positions, logits_at) and not bool(attention_mask[:, -1].all()):
             # The last slot of a right-padded row is padding, not the prompt's last token.
-            raise ValueError("positions='last' needs left padding: a row ends with padding")
+            raise ValueError("the last position needs left padding: a row ends with padding")
 
 
 def capture_residuals(
@@ -137,8 +138,7 @@ def capture_residuals(
         final norm); ``logits`` is the model's own ``[B, T_logits, V]`` output in fp32.
     """
     logits_at = positions if logits_at is None else logits_at
-    _check_inputs(input_ids, attention_mask, positions)
-    _check_inputs(input_ids, attention_mask, logits_at)
+    _check_inputs(input_ids, attention_mask, positions, logits_at)
     # Inputs go where the embedding lives (the first thing the forward pass touches).
     device = parts.embed.weight.device
     input_ids = input_ids.to(device)

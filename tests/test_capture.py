@@ -113,7 +113,7 @@ def test_all_residuals_with_last_logits_only(family: str) -> None:
     assert logits.shape == (1, 1, parts.vocab_size)
     assert torch.equal(resid, resid_all)
     torch.testing.assert_close(logits, logits_all[:, -1:], rtol=0, atol=1e-5)
-    with pytest.raises(ValueError, match="positions must be one of"):
+    with pytest.raises(ValueError, match="logits_at must be one of"):
         capture_residuals(model, parts, ids, positions="all", logits_at="first")
 
 
@@ -159,6 +159,10 @@ def test_right_padding_with_last_position_is_refused() -> None:
     mask = torch.tensor([[1, 1, 1], [1, 1, 0]])
     with pytest.raises(ValueError, match="left padding"):
         capture_residuals(model, model_parts(model), ids, attention_mask=mask)
+    with pytest.raises(ValueError, match="left padding"):
+        capture_residuals(model, model_parts(model), ids, attention_mask=mask, positions="all", logits_at="last")
+    resid, logits = capture_residuals(model, model_parts(model), ids, attention_mask=mask, positions="all")
+    assert logits.shape[1] == 3
 
 
 def test_hooks_are_removed_after_success_and_failure() -> None:
