@@ -81,10 +81,9 @@ class Workloads:
         self.prompt = bench_prompt(loaded.tokenizer, n_tokens)
         self.input_ids = self.prompt.input_ids.to(self.device)
         self.n_tokens = n_tokens
-        resid, _ = capture_residuals(self.model, self.parts, self.input_ids, positions="all")
-        tiles = VocabTiles(self.lens)
-        self._tiles = tiles
-        self._normed = torch.stack([tiles.normalise(resid[layer, 0], layer) for layer in range(resid.shape[0])])
+        resid, _ = self.capture_all()
+        self._tiles = VocabTiles(self.lens)
+        self._normed = self.lens.normalise_stack(resid)
         self._weight = self.parts.unembed.weight
         self._bias = getattr(self.parts.unembed, "bias", None)
         self._keeps_logits = "logits_to_keep" in inspect.signature(self.model.forward).parameters

@@ -71,7 +71,7 @@ class PromptSweep:
 
 def _normalised_rows(tiles: VocabTiles, resid: Tensor) -> Tensor:
     """``[(L+1) * N, d]``: each layer's ``[N, d]`` residuals after that layer's lens norm, layer-major."""
-    return tiles.normalise_stack(resid).reshape(-1, resid.shape[-1])
+    return tiles.lens.normalise_stack(resid).reshape(-1, resid.shape[-1])
 
 
 def _answer_first(tiles: VocabTiles, answer_ids: Tensor) -> list[int]:

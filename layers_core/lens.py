@@ -30,6 +30,9 @@ from torch import Tensor, nn
 from layers_core.architecture import ModelParts
 
 LENS_MODES: tuple[str, ...] = ("norm", "raw", "next-block")
+# Stacks of layers sharing a norm are normalised in chunks about this size: the norm's
+# temporaries (RMSNorm makes three of its input's size) then come from one chunk, not the stack.
+NORMALISE_CHUNK_BYTES = 8 * 2**20
 
 
 def _fp32_copy(module: nn.Module) -> nn.Module:
@@ -162,16 +165,35 @@ class Lens:
         Returns:
             fp32 logits ``[n, ..., vocab_size]``.
         """
+        return self._head(self.normalise_stack(resid_stack, first_layer))
+
+    @torch.no_grad()
+    def normalise_stack(self, resid_stack: Tensor, first_layer: int = 0) -> Tensor:
+        """Consecutive layers after the norm the lens applies at each: the head's input.
+
+        Layers sharing one norm go through it together, in chunks of about
+        ``NORMALISE_CHUNK_BYTES`` written into one output, so the norm's
+        temporaries never span the whole stack.
+
+        Args:
+            resid_stack: ``[n, ..., d_model]``: layers ``first_layer .. first_layer + n - 1``.
+            first_layer: The layer of ``resid_stack[0]``.
+        """
         count = resid_stack.shape[0]
         self._check_layer(first_layer)
         self._check_layer(first_layer + count - 1)
-        layers = range(first_layer, first_layer + count)
-        if len({id(self._norms[layer]) for layer in layers}) == 1:
-            # Every layer here uses the same norm (or none): normalise the stack in one call.
-            normed = self._normalise(resid_stack, first_layer)
-        else:
-            normed = torch.stack([self._normalise(resid_stack[i], layer) for i, layer in enumerate(layers)])
-        return self._head(normed)
+        norms = self._norms[first_layer:first_layer + count]
+        shared = len({id(norm) for norm in norms}) == 1
+        if all(norm is None for norm in norms) or (shared and resid_stack.numel() * 4 <= NORMALISE_CHUNK_BYTES):
+            return self._normalise(resid_stack, first_layer)
+        step = max(1, NORMALISE_CHUNK_BYTES // (resid_stack[0].numel() * 4)) if shared else 1
+        out: Tensor | None = None
+        for first in range(0, count, step):
+            chunk = self._normalise(resid_stack[first:first + step], first_layer + first)
+            if out is None:
+                out = torch.empty((count, *chunk.shape[1:]), dtype=chunk.dtype, device=chunk.device)
+            out[first:first + chunk.shape[0]] = chunk
+        return out
 
     def describe(self) -> dict:
         """What this lens does at each layer kind, from the plan ``logits`` follows."""

@@ -166,7 +166,7 @@ class TileStats:
         """Fold every tile's part into one: the sums rescaled to the rows' maximum, the top ``k`` merged.
 
         Called every ``COMPACT_AFTER`` tiles, so the parts held never grow with the
-        number of vocabulary slices (250 of them for Llama-3-8B on the cpu).
+        number of vocabulary slices (251 of them for Llama-3-8B on the cpu).
         """
         if len(self._parts["max"]) == 1:
             return

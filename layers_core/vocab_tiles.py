@@ -9,10 +9,10 @@ GPU one tile spans the whole vocabulary: launches, not cache, are its cost.
 
 Each tile goes through the lens's own head (``Lens._head``) on a view of its
 unembedding rows, so bias, multiplier, softcap and dtype handling are exactly
-those of ``Lens.logits``. ``Lens`` has no public per-slice head yet; this
-module is the only place that reaches into it (``_normalise``, ``_norms``,
-``_head``, ``_weight``, ``_bias``), so a public ``Lens.normalise`` / ``Lens.head(vocab=)``
-would replace three lines here.
+those of ``Lens.logits``; rows are normalised beforehand with
+``Lens.normalise_stack``. ``Lens`` has no public per-slice head yet; this
+module is the only place that reaches into it (``_head``, ``_weight``,
+``_bias``), so a public ``Lens.head(vocab=)`` would replace three lines here.
 """
 
 from __future__ import annotations
@@ -35,9 +35,6 @@ LOGITS_TILE_BYTES = 8 * 2**20
 FEW_ROWS_TILE_BYTES = 2 * 2**20
 # Off the CPU one tile covers the vocabulary; rows are blocked so a block stays under this.
 DEVICE_BLOCK_BYTES = 256 * 2**20
-# Residuals are normalised in chunks of layers about this size: a norm's temporaries (RMSNorm
-# makes three of its input's size) then come from one chunk, not from the whole stack.
-NORMALISE_CHUNK_BYTES = 8 * 2**20
 
 
 @dataclass(frozen=True)
@@ -106,32 +103,6 @@ class VocabTiles:
     def vocab_size(self) -> int:
         """Ids covered by all slices together."""
         return self.slices[-1][1]
-
-    @torch.no_grad()
-    def normalise(self, resid: Tensor, layer: int) -> Tensor:
-        """``resid`` after the norm the lens applies at ``layer`` (its input to the head)."""
-        return self.lens._normalise(resid, layer)
-
-    @torch.no_grad()
-    def normalise_stack(self, resid: Tensor) -> Tensor:
-        """``[L+1, ..., d]`` residuals of every layer after each layer's norm.
-
-        Layers sharing one norm go through it together, in chunks of about
-        ``NORMALISE_CHUNK_BYTES`` written into one output, so the norm's
-        temporaries never span the whole stack.
-        """
-        norms = self.lens._norms
-        shared = len({id(norm) for norm in norms}) == 1
-        if all(norm is None for norm in norms) or (shared and resid.numel() * 4 <= NORMALISE_CHUNK_BYTES):
-            return self.lens._normalise(resid, 0)
-        step = max(1, NORMALISE_CHUNK_BYTES // (resid[0].numel() * 4)) if shared else 1
-        out: Tensor | None = None
-        for first in range(0, resid.shape[0], step):
-            chunk = self.lens._normalise(resid[first:first + step], first)
-            if out is None:
-                out = torch.empty((resid.shape[0], *chunk.shape[1:]), dtype=chunk.dtype, device=chunk.device)
-            out[first:first + chunk.shape[0]] = chunk
-        return out
 
     @torch.no_grad()
     def logits(self, normed: Tensor, index: int) -> Tensor:

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import tiny_models
-from layers_core import layer_sweep, metrics, vocab_tiles
+from layers_core import layer_sweep, metrics
+from layers_core import lens as lens_module
 from layers_core.architecture import model_parts
 from layers_core.capture import capture_residuals
 from layers_core.lens import Lens
@@ -190,9 +191,9 @@ def test_records_tiles_never_hold_more_than_one_layer_of_logits():
 def test_chunked_normalisation_equals_one_call(monkeypatch):
     model, parts, lens, ids = _setup("llama", seq_len=6)
     resid, _ = capture_residuals(model, parts, ids, positions="all")
-    whole = VocabTiles(lens).normalise_stack(resid[:, 0])
-    monkeypatch.setattr(vocab_tiles, "NORMALISE_CHUNK_BYTES", resid[0].numel() * 4 * 2)
-    chunked = VocabTiles(lens).normalise_stack(resid[:, 0])
+    whole = lens.normalise_stack(resid[:, 0])
+    monkeypatch.setattr(lens_module, "NORMALISE_CHUNK_BYTES", resid[0].numel() * 4 * 2)
+    chunked = lens.normalise_stack(resid[:, 0])
     assert torch.equal(whole, chunked)
     expected = torch.stack([lens._normalise(resid[layer, 0], layer) for layer in range(resid.shape[0])])
     assert torch.equal(chunked, expected)
