@@ -2,24 +2,21 @@
 
 Outline: parse the flags, seed, load the model, then either answer one prompt
 and exit or read messages until /quit. The conversation itself (history, chat
-template, streaming) lives in layers_core.chat_session.
+template, streaming) lives in layers_core.prompts.chat_session.
 """
 
+import argparse
 import sys
-from pathlib import Path
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-import argparse  # noqa: E402
-from collections.abc import Callable, Sequence  # noqa: E402
-from typing import TYPE_CHECKING  # noqa: E402
-
-from layers_core.cli import INTERRUPTED_EXIT_CODE, run_main  # noqa: E402
-from layers_core.errors import PromptError  # noqa: E402
-from layers_core.model_spec import BUNDLED_ALIASES, DEFAULT_MODEL, parse_model_spec  # noqa: E402
+from layers_core.cli import INTERRUPTED_EXIT_CODE, run_main, status
+from layers_core.errors import PromptError
+from layers_core.models.model_spec import BUNDLED_ALIASES, DEFAULT_MODEL, parse_model_spec
+from layers_core.runs.arguments import ArgumentParser, add_model_arguments
 
 if TYPE_CHECKING:
-    from layers_core.chat_session import ChatSession
+    from layers_core.prompts.chat_session import ChatSession
 
 COMMANDS = {
     "/help": "show this list",
@@ -67,13 +64,11 @@ def _probability(text: str) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line, each flag explained for someone new to Python and ML."""
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="000_basic_chat/run.py", description=DESCRIPTION, epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--model", default=DEFAULT_MODEL, metavar="MODEL", help=(
-        f"which model to talk to (default: {DEFAULT_MODEL}). A bundled name listed below, a Hugging Face "
-        "name such as Qwen/Qwen3-0.6B, a folder holding a downloaded model, or a .gguf file."))
+    add_model_arguments(parser, several=False, default_models=(DEFAULT_MODEL,), with_out=False)
     parser.add_argument("--prompt", metavar="TEXT", help=(
         "ask this one question, print the answer and exit, instead of opening a chat"))
     parser.add_argument("--system", metavar="TEXT", help=(
@@ -86,14 +81,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--top-p", type=_probability, default=1.0, metavar="P", help=(
         "only with a temperature above 0: choose among the most likely words whose chances add up to P "
         "(e.g. 0.9 leaves out unlikely words; default 1.0 leaves nothing out)"))
-    parser.add_argument("--device", default="auto", metavar="DEVICE", help=(
-        "where the model runs: auto (the default: an NVIDIA GPU if present, else the Apple GPU, else the "
-        "processor, whichever has room), cuda (NVIDIA GPU), mps (Apple GPU) or cpu"))
-    parser.add_argument("--dtype", default="auto", metavar="DTYPE", help=(
-        "number precision of the model's weights: auto (the default: float32 on the processor, 16-bit on "
-        "GPUs), float32, float16 or bfloat16 (also fp32, fp16, bf16); 16-bit halves the memory needed"))
-    parser.add_argument("--trust-remote-code", action="store_true", help=(
-        "allow a downloaded model to run its own Python code; only for models whose authors you trust"))
     return parser
 
 
@@ -104,16 +91,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise PromptError("--prompt is empty; give the question in quotes, e.g. --prompt \"Hello\"")
     spec = parse_model_spec(args.model)  # a mistyped name fails here, before torch is imported
     # Imported only now so --help and mistakes answer at once, without loading torch.
-    from layers_core.chat_session import ChatSession, GenerationSettings
-    from layers_core.loading import load_model
-    from layers_core.reproducibility import set_deterministic
+    from layers_core.models.loading import load_model
+    from layers_core.prompts.chat_session import ChatSession, GenerationSettings
+    from layers_core.runs.reproducibility import set_deterministic
 
     set_deterministic()  # before loading: CUDA must see CUBLAS_WORKSPACE_CONFIG first
     loaded = load_model(spec, device=args.device, dtype=args.dtype,
                         trust_remote_code=args.trust_remote_code, check_bridge=False)
-    _status(f"{loaded.spec.name} on {loaded.plan.device} in {loaded.plan.dtype}: {loaded.plan.reason}")
+    status(f"{loaded.spec.name} on {loaded.plan.device} in {loaded.plan.dtype}: {loaded.plan.reason}")
     for warning in loaded.plan.warnings:
-        _status(f"warning: {warning}")
+        status(f"warning: {warning}")
     settings = GenerationSettings(args.max_new_tokens, args.temperature, args.top_p)
     session = ChatSession(loaded, system=args.system, settings=settings)
     if args.prompt is not None:
@@ -127,7 +114,7 @@ def answer_once(session: "ChatSession", prompt: str) -> int:
         session.reply(prompt, on_token=_write, on_notice=_note)
     except KeyboardInterrupt:
         _write("\n")
-        _status("interrupted: reply stopped")
+        status("interrupted: reply stopped")
         return INTERRUPTED_EXIT_CODE
     _write("\n")
     return 0
@@ -175,7 +162,7 @@ def reply_in_chat(session: "ChatSession", line: str) -> None:
         _write("\n(reply stopped; it is not kept in the conversation)\n")
         return
     except PromptError as err:
-        _status(f"error: {err.message}")
+        status(f"error: {err.message}")
         return
     _write("\n")
 
@@ -186,11 +173,8 @@ def _write(text: str) -> None:
 
 
 def _note(text: str) -> None:
-    _status(f"note: {text}")
+    status(f"note: {text}")
 
-
-def _status(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python 001_layers_and_logits/report.py                      # the run-latest folder beside this file
     python 001_layers_and_logits/report.py path/to/run-folder
+    python 001_layers_and_logits/report.py DIR                  # the folder given to run.py --out: DIR/run-latest
 
 Reads the output-<model>.json and CSV files that run.py wrote and rewrites the
 plots, the factual evaluation markdown and the paste-ready LLM prompts. No model
@@ -11,18 +12,15 @@ is loaded and torch is not imported, so it takes seconds.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from layers_and_logits.reports import write_reports
+from layers_core.cli import run_main
+from layers_core.reports.run_reader import LATEST_FOLDER, resolve_run_dir
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # layers_core
-sys.path.insert(0, str(HERE))  # lens_reports
-
-from layers_core.cli import run_main  # noqa: E402
-from lens_reports import write_reports  # noqa: E402
-
-DEFAULT_RUN_DIR = HERE / "run-latest"
+DEFAULT_RUN_DIR = HERE / LATEST_FOLDER
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -37,15 +35,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "files are ready to paste into a chat model for a written evaluation.",
     )
     parser.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RUN_DIR, metavar="RUN_DIR",
-                        help=f"folder holding output-<model>.json files (default: {DEFAULT_RUN_DIR})")
+                        help="folder holding output-<model>.json files, or the folder given to run.py --out "
+                        f"(its {LATEST_FOLDER}/ is used) (default: {DEFAULT_RUN_DIR})")
     return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Rewrite every report in the run folder; print where they went."""
-    args = parse_args(argv)
-    written = write_reports(args.run_dir)
-    print(f"wrote {len(written)} report files in {args.run_dir}:")
+    run_dir = resolve_run_dir(parse_args(argv).run_dir)
+    written = write_reports(run_dir)
+    print(f"wrote {len(written)} report files in {run_dir}:")
     for path in written:
         print(f"  {path.name}")
     return 0

@@ -1,31 +1,29 @@
 """Experiment 001: how the next-token prediction forms, layer by layer (logit lens / norm lens).
 
 Outline: parse the arguments, resolve the prompts and models, then for each
-model load -> capture -> decode -> measure -> write, then the reports, then a
-short summary. Everything is written into a temporary folder that becomes
-run-latest/ only when the run completes; the previous run-latest/ is kept as
-run-<time>/. Run `python run.py --help` for the flags.
+model load -> capture -> decode -> measure -> write (``LensAnalysis`` inside the
+shared model loop), then the reports, then a short summary. Everything is
+written into a temporary folder that becomes run-latest/ only when the run
+completes; the previous run-latest/ is kept as run-<time>/. Run
+`python run.py --help` for the flags.
 """
 
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 
+from layers_and_logits.arguments import RunOptions, parse_options
+from layers_and_logits.artefact_schema import SCHEMA_VERSION
+from layers_and_logits.console import summary_lines
+from layers_and_logits.default_prompts import DEFAULT_BATTERY
+from layers_and_logits.model_run import LensAnalysis
+from layers_core.cli import run_main
+from layers_core.errors import PromptError
+from layers_core.prompts.prompt_battery import PromptCase, custom_case, load_fact_battery, load_prompts_file
+from layers_core.runs.model_loop import exit_status, resolve_models, run_models
+from layers_core.runs.reproducibility import set_deterministic
+from layers_core.runs.run_folder import LATEST, staged_run_folder
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
-
-from collections.abc import Sequence  # noqa: E402
-
-from layers_core.cli import run_main  # noqa: E402
-from layers_core.errors import PromptError  # noqa: E402
-from layers_core.model_spec import ModelSpec, parse_model_spec  # noqa: E402
-from layers_core.prompt_battery import (  # noqa: E402
-    DEFAULT_BATTERY, PromptCase, custom_case, load_fact_battery, load_prompts_file,
-)
-from layers_core.reproducibility import set_deterministic  # noqa: E402
-from layers_core.run_folder import staged_run_folder  # noqa: E402
-from lens_run.arguments import RunOptions, parse_options  # noqa: E402
-from lens_run.console import summary_lines  # noqa: E402
-from lens_run.model_run import run_model  # noqa: E402
 
 
 def resolve_prompts(options: RunOptions) -> list[PromptCase]:
@@ -39,35 +37,29 @@ def resolve_prompts(options: RunOptions) -> list[PromptCase]:
     return list(DEFAULT_BATTERY)
 
 
-def resolve_models(texts: Sequence[str]) -> list[tuple[ModelSpec, str]]:
-    """Parse every model spec up front (a typo fails before any model loads); names made unique."""
-    resolved, seen = [], {}
-    for text in texts:
-        spec = parse_model_spec(text)
-        count = seen[spec.name] = seen.get(spec.name, 0) + 1
-        resolved.append((spec, spec.name if count == 1 else f"{spec.name}-{count}"))
-    return resolved
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run experiment 001; returns 0 when every model ran, 1 when one was skipped or failed."""
     options = parse_options(argv)
     set_deterministic()
-    cases = resolve_prompts(options)
-    facts = load_fact_battery(options.facts) if options.facts else []
+    analysis = LensAnalysis(
+        cases=resolve_prompts(options),
+        facts=load_fact_battery(options.facts) if options.facts else [],
+        battery_name=options.facts, lens_mode=options.lens_mode, fp32_unembed=options.fp32_unembed,
+        chat=options.chat, check_device=options.check_device,
+    )
     models = resolve_models(options.models)
     parent = options.out if options.out is not None else HERE
     with staged_run_folder(parent) as run_dir:
-        outcomes = [
-            run_model(spec, name, cases, facts, options, run_dir, options.facts) for spec, name in models
-        ]
+        outcomes = run_models(
+            models, run_dir, analysis, options.load, SCHEMA_VERSION, provenance={"lens_mode": options.lens_mode}
+        )
         if options.reports:
-            from lens_reports import write_reports
+            from layers_and_logits.reports import write_reports
 
             write_reports(run_dir)
-    for line in summary_lines(outcomes, parent / "run-latest"):
+    for line in summary_lines(outcomes, parent / LATEST):
         print(line)
-    return 0 if all(outcome.status == "ok" for outcome in outcomes) else 1
+    return exit_status(outcomes)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from bench.timing import Timing, interleaved, time_once
-from layers_core.gguf_cache import CACHE_ENV
-from layers_core.loading import LoadedModel, free_model, load_model
-from layers_core.model_spec import ModelSpec, parse_model_spec
+from layers_core.models.gguf_cache import CACHE_ENV
+from layers_core.models.loading import LoadedModel, free_model, load_model
+from layers_core.models.model_spec import ModelSpec, parse_model_spec
 
 
 @contextlib.contextmanager

@@ -8,29 +8,27 @@ batched against one prompt at a time. Results go to ``bench/results/latest.json`
 ``latest.md``. Run ``python bench/run_bench.py --help`` for the flags.
 """
 
+import argparse
+import os
+import platform
 import sys
+import time
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import torch
 
-import argparse  # noqa: E402
-import os  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-
-import torch  # noqa: E402
-
-from bench import memory, report  # noqa: E402
-from bench.battery import battery_cases  # noqa: E402
-from bench.loads import LoadBench  # noqa: E402
-from bench.timing import interleaved  # noqa: E402
-from bench.workloads import Workloads  # noqa: E402
-from layers_core.answer_alignment import model_context_length  # noqa: E402
-from layers_core.cli import run_main  # noqa: E402
-from layers_core.errors import PromptError  # noqa: E402
-from layers_core.loading import LoadedModel, free_model  # noqa: E402
-from layers_core.reproducibility import set_deterministic  # noqa: E402
+from bench import memory, report
+from bench.battery import battery_cases
+from bench.loads import LoadBench
+from bench.timing import interleaved
+from bench.workloads import Workloads
+from layers_core.cli import run_main
+from layers_core.errors import PromptError
+from layers_core.models.loading import LoadedModel, free_model
+from layers_core.prompts.answer_alignment import model_context_length
+from layers_core.runs.reproducibility import set_deterministic
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results"
 
@@ -100,7 +98,7 @@ def _load_average() -> list[float] | None:
 def _memory(work: Workloads, device: str) -> dict:
     """Peak bytes of the answer sweep and of the all-position capture and decode, in untimed runs."""
     resid, _ = work.capture_all()
-    decode = memory.peak_bytes(lambda: work.decode_all(resid), device)
+    decode = memory.peak_bytes(partial(work.decode_all, resid), device)
     del resid
     return {
         "weights_bytes": memory.weights_bytes(work.model),
@@ -115,7 +113,7 @@ def _memory(work: Workloads, device: str) -> dict:
 
 
 def _battery(loaded: LoadedModel, work: Workloads, args: argparse.Namespace, label: str) -> dict:
-    cases, info = battery_cases(loaded, work.lens, work.parts, args.battery_facts)
+    cases, info = battery_cases(loaded, work.lens, args.battery_facts)
     timings = interleaved(cases, args.repeats, loaded.plan.device, args.warmup, _progress(f"{label} battery"))
     batched, single = timings["battery_batched"], timings["battery_one_at_a_time"]
     speedup = report.round_ratio(timings, "battery_one_at_a_time", ("battery_batched",))

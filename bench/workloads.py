@@ -23,13 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from layers_core.answer_alignment import align_answer
-from layers_core.architecture import ModelParts, model_parts
-from layers_core.capture import capture_residuals
-from layers_core.layer_sweep import sweep_last_positions, sweep_prompt
-from layers_core.lens import Lens
-from layers_core.loading import LoadedModel
-from layers_core.vocab_tiles import VocabTiles
+from layers_core.hooks.capture import capture_residuals
+from layers_core.lens.layer_sweep import sweep_last_positions, sweep_prompt
+from layers_core.lens.lens import Lens
+from layers_core.lens.vocab_tiles import VocabTiles
+from layers_core.models.architecture import ModelParts
+from layers_core.models.loading import LoadedModel
+from layers_core.prompts.answer_alignment import align_answer
 
 # Ordinary English so the model sees text like 001's prompts; repeated to any length.
 FILLER = (
@@ -75,7 +75,7 @@ class Workloads:
         """
         self.model = loaded.model
         self.device = loaded.plan.device
-        self.parts: ModelParts = model_parts(loaded.model)
+        self.parts: ModelParts = loaded.parts
         fp32_unembed = loaded.plan.dtype != "float32"  # what 001 does on a GPU
         self.lens = Lens(self.parts, mode="norm", fp32_unembed=fp32_unembed)
         self.prompt = bench_prompt(loaded.tokenizer, n_tokens)

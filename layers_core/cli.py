@@ -10,6 +10,11 @@ from layers_core.errors import TinycaveError
 INTERRUPTED_EXIT_CODE = 130
 
 
+def status(message: str) -> None:
+    """Print a progress or status line on stderr at once (stdout stays for results)."""
+    print(message, file=sys.stderr, flush=True)
+
+
 def run_main(main: Callable[[Sequence[str] | None], int], argv: Sequence[str] | None = None) -> None:
     """Run ``main(argv)`` and exit with its status.
 

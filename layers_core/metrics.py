@@ -230,7 +230,7 @@ def copy_collapse_flags(
     tops, probs = _as_list(top1_ids), _as_list(p_top1)
     if len(tops) != len(probs):
         raise ValueError(f"top1_ids has {len(tops)} values but p_top1 has {len(probs)}")
-    return [tid in prompt_set and p > threshold for tid, p in zip(tops, probs)]
+    return [tid in prompt_set and p > threshold for tid, p in zip(tops, probs, strict=True)]
 
 
 def key_layers(n_layers: int) -> list[int]:

@@ -8,17 +8,12 @@ collected (before any fixture runs).
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
-# So `import layers_core` and `tests.tiny_models` work under a bare `pytest`, not only `python -m pytest`.
-_ROOT = str(Path(__file__).resolve().parent.parent)
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -60,10 +55,11 @@ def tiny_checkpoints(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str]
 def smollm2(tinycave_cache: Path):
     """The bundled SmolLM2 as a LoadedModel, on cpu in float32 so numbers match on every machine.
 
-    Shared by the whole session: do not free it or boot its bridge (booting wraps
-    its modules in place); load your own copy for that.
+    Shared by the whole session: do not free it or change its modules. ``bridge()``
+    leaves its model alone (it boots on a deep copy) but then holds a second copy of
+    the weights (~0.5 GB) for the rest of the session; load your own copy to boot one.
     """
-    from layers_core.loading import load_model
+    from layers_core.models.loading import load_model
 
     return load_model("smollm2-135m", device="cpu", dtype="float32")
 
@@ -73,7 +69,7 @@ def smollm2_tokenizer():
     """The bundled SmolLM2's tokenizer alone, read from its GGUF file (about 5 s, no weights)."""
     from transformers import AutoTokenizer
 
-    from layers_core.bundled import bundled_gguf_path
+    from layers_core.models.bundled import bundled_gguf_path
 
     path = bundled_gguf_path("smollm2-135m")
     return AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)

@@ -129,3 +129,54 @@ def save_checkpoint(family: str, folder: Path, seed: int = 0, perturb: bool = Tr
     model.save_pretrained(folder)
     build_tokenizer().save_pretrained(folder)
     return folder
+
+
+def _extra_configs() -> dict[str, transformers.PretrainedConfig]:
+    """Families supported beyond tiny_models.FAMILIES, each with a head quirk set to bite."""
+    common = dict(_COMMON)
+    no_gqa = {k: v for k, v in common.items() if k != "num_key_value_heads"}
+    text = transformers.Gemma3TextConfig(
+        **common, **_gemma_extra(), final_logit_softcapping=3.0
+    )
+    vision = transformers.SiglipVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+        image_size=28, patch_size=14,
+    )
+    return {
+        "gemma": transformers.GemmaConfig(**common, head_dim=8),
+        "olmo": transformers.OlmoConfig(**common),
+        "phi": transformers.PhiConfig(**no_gqa),
+        "stablelm": transformers.StableLmConfig(**common),
+        "gpt_neox": transformers.GPTNeoXConfig(**no_gqa),
+        "cohere": transformers.CohereConfig(**common, logit_scale=0.5),
+        "granite": transformers.GraniteConfig(
+            **common, logits_scaling=3.0, embedding_multiplier=3.0, residual_multiplier=0.5
+        ),
+        "gemma3_multimodal": transformers.Gemma3Config(
+            text_config=text, vision_config=vision, mm_tokens_per_image=4
+        ),
+    }
+
+
+EXTRA_FAMILIES = tuple(_extra_configs())
+
+
+def _build_extra(family: str) -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = transformers.AutoModelForCausalLM.from_config(_extra_configs()[family]).float().eval()
+    generator = torch.Generator().manual_seed(1)
+    _perturb(model, generator)
+    head = model.get_output_embeddings()
+    if head.bias is not None:
+        # Zero bias would let a lens that forgets it pass.
+        with torch.no_grad():
+            head.bias.add_(3.0 * torch.randn(head.bias.shape, generator=generator))
+    return model
+
+
+def build_any(family: str) -> torch.nn.Module:
+    """A perturbed random-weight model of any supported family (``FAMILIES + EXTRA_FAMILIES``)."""
+    return build_model(family) if family in FAMILIES else _build_extra(family)
+
+
+ALL_FAMILIES: tuple[str, ...] = FAMILIES + EXTRA_FAMILIES

@@ -1,0 +1,114 @@
+"""Command-line arguments of experiment 001, each explained for someone new to Python."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from layers_core.lens.lens import LENS_MODES
+from layers_core.runs.arguments import ArgumentParser, add_model_arguments, models_epilog
+from layers_core.runs.model_loop import LoadOptions
+
+DESCRIPTION = """\
+Experiment 001: how a model's next-token prediction forms, layer by layer.
+
+For each prompt, the residual stream after every layer is decoded into a
+next-token distribution (the logit lens, through the model's own final
+normalisation by default), and the answer's probability, rank, entropy and
+KL to the final layer are measured at every depth. Results go to
+run-latest/ beside this script (the previous run is kept as run-<time>/).
+"""
+
+EXAMPLES = """\
+examples:
+  python run.py
+  python run.py --models mistralai/Mistral-7B-v0.1 ~/models/llama3-8b
+  python run.py --prompt "The capital of Italy is" --answer Rome
+  python run.py --facts none              # skip the fact battery
+"""
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Everything a run needs, parsed and checked."""
+
+    models: tuple[str, ...]
+    prompt: str | None
+    answer: str | None
+    prompts_file: Path | None
+    facts: str | None
+    chat: bool
+    lens_mode: str
+    fp32_unembed: bool
+    check_device: bool
+    load: LoadOptions
+    out: Path | None
+    reports: bool
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse parser; ``--help`` prints every flag with its meaning."""
+    parser = ArgumentParser(
+        prog="run.py",
+        description=DESCRIPTION,
+        epilog=models_epilog() + "\n\n" + EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_arguments(parser)
+    parser.add_argument("--prompt", help="analyse only this prompt (needs --answer)")
+    parser.add_argument(
+        "--answer", help="the expected answer for --prompt, e.g. Berlin (its first token is the gold token)"
+    )
+    parser.add_argument(
+        "--prompts", type=Path, dest="prompts_file", metavar="FILE",
+        help='a JSONL file of prompts, one per line: {"id": ..., "prompt": ..., "answer": ...}',
+    )
+    parser.add_argument(
+        "--facts", metavar="BATTERY", default="capitals",
+        help="the fact battery run after the prompts (default 'capitals': 65 country-capital facts in "
+        "data/batteries/capitals.jsonl); where answers emerge, reported as a distribution over facts. 'none' skips it",
+    )
+    parser.add_argument(
+        "--chat", action="store_true",
+        help="wrap each prompt in the model's chat template (chat/instruct models only)",
+    )
+    parser.add_argument(
+        "--lens", choices=LENS_MODES, default="norm", dest="lens_mode",
+        help="how a layer's residual is decoded: 'norm' (default) applies the model's own final "
+        "normalisation and head, the standard logit lens; 'raw' skips the normalisation; "
+        "'next-block' uses the next block's input norm, as the old prototype did (miscalibrated, "
+        "for comparison only)",
+    )
+    parser.add_argument(
+        "--fp32-unembed", action="store_true",
+        help="decode in 32-bit floats even when the model runs in 16-bit (automatic on GPUs)",
+    )
+    parser.add_argument(
+        "--check-device", action="store_true",
+        help="also run the main prompt on the cpu in float32 and report how far the GPU's output is "
+        "from it (KL in bits): shows whether MPS can be trusted for this model",
+    )
+    parser.add_argument(
+        "--no-reports", action="store_false", dest="reports",
+        help="write only the JSON/CSV artefacts, not the plots and markdown reports",
+    )
+    return parser
+
+
+def parse_options(argv: Sequence[str] | None) -> RunOptions:
+    """Parse and cross-check the command line."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.prompt is None) != (args.answer is None):
+        parser.error("--prompt and --answer go together")
+    if args.prompt is not None and args.prompts_file is not None:
+        parser.error("use either --prompt/--answer or --prompts FILE, not both")
+    return RunOptions(
+        models=tuple(args.models), prompt=args.prompt, answer=args.answer,
+        prompts_file=args.prompts_file, facts=None if args.facts == "none" else args.facts, chat=args.chat,
+        lens_mode=args.lens_mode, fp32_unembed=args.fp32_unembed, check_device=args.check_device,
+        load=LoadOptions(device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code),
+        out=args.out, reports=args.reports,
+    )

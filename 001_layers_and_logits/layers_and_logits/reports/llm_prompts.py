@@ -1,0 +1,110 @@
+"""001's paste-ready LLM prompts: its templates, the artefacts each inlines, and its trims.
+
+When the artefacts do not fit the budget (``layers_core.reports.llm_pack``), the
+trim levels below are tried in order: fewer top-k columns of the pure next-token
+CSV (top1..top5, then only top1), then no ``facts.per_fact`` list in the JSON,
+then only the main prompt's rows plus the key layers of the others.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from layers_and_logits.artefact_schema import PURE_NEXT_TOKEN
+from layers_and_logits.reports.run_artefacts import LensModel
+from layers_core.reports.csv_trim import keep_rows, keep_topk, max_topk
+from layers_core.reports.llm_pack import Source, TrimLevels, TrimStep, load_template, read_source, write_pack
+from layers_core.reports.meta_prompt import write_meta_prompt
+from layers_core.runs.artefacts import artefact_path
+
+EXPERIMENT = "001_layers_and_logits"  # its templates are in prompts/001_layers_and_logits/
+SINGLE_TEMPLATE = "prompt-single-model-evaluation.txt"
+CROSS_TEMPLATE = "prompt-cross-model-evaluation.txt"
+META_TEMPLATE = "prompt-meta-evaluation.txt"
+INLINED_CSVS = (PURE_NEXT_TOKEN,)  # the records and facts CSVs are too long to paste
+CROSS_SUBJECT = "cross-model"
+
+
+def _file_name(name: str, kind: str) -> str:
+    return artefact_path(Path(), name, kind).name
+
+
+def keep_top(k: int) -> TrimStep:
+    """A trim keeping the top1..top``k`` columns (and their p_) of the pure next-token CSV."""
+
+    def step(src: Source) -> tuple[Source, list[str]]:
+        table = src.tables.get(PURE_NEXT_TOKEN)
+        if table is None or k >= (top := max_topk(table)):
+            return src, []
+        kept = "only top1" if k == 1 else f"top1..top{k}"
+        note = (f"{_file_name(src.name, PURE_NEXT_TOKEN)}: columns top{k + 1}..top{top} and p_top{k + 1}..p_top{top} "
+                f"removed ({kept} kept).")
+        return src.with_table(PURE_NEXT_TOKEN, keep_topk(table, k)), [note]
+
+    return step
+
+
+def drop_per_fact(src: Source) -> tuple[Source, list[str]]:
+    """A trim removing the JSON's per-fact list (the milestone summary over facts stays)."""
+    per_fact = (src.summary.get("facts") or {}).get("per_fact")
+    if not per_fact:
+        return src, []
+    facts = {k: v for k, v in src.summary["facts"].items() if k != "per_fact"}
+    note = (f"{_file_name(src.name, 'json')}: facts.per_fact removed ({len(per_fact)} entries; the "
+            "facts.milestones summary is kept).")
+    return src.with_summary({**src.summary, "facts": facts}), [note]
+
+
+def _key_layers(summary: dict[str, Any]) -> frozenset[int]:
+    main: dict[str, Any] = next(
+        (p for p in summary.get("prompts") or [] if p.get("prompt_id") == summary["main_prompt_id"]), {})
+    return frozenset(int(k["layer"]) for k in main.get("key_layers") or [])
+
+
+def keep_key_rows(src: Source) -> tuple[Source, list[str]]:
+    """A trim keeping every row of the main prompt, and the other prompts' rows at its key layers only."""
+    table = src.tables.get(PURE_NEXT_TOKEN)
+    if table is None:
+        return src, []
+    main, layers = str(src.summary["main_prompt_id"]), _key_layers(src.summary)
+    table = keep_rows(table, lambda r: r.get("prompt_id") == main or int(r.get("layer", -1)) in layers)
+    note = (f"{_file_name(src.name, PURE_NEXT_TOKEN)}: rows of prompts other than `{main}` kept only at the key "
+            f"layers {sorted(layers)}.")
+    return src.with_table(PURE_NEXT_TOKEN, table), [note]
+
+
+TRIM_LEVELS: TrimLevels = (
+    (),
+    (keep_top(5),),
+    (keep_top(1),),
+    (drop_per_fact, keep_top(1)),
+    (drop_per_fact, keep_top(1), keep_key_rows),
+)
+
+
+def source_for(model: LensModel, run_dir: Path) -> Source:
+    """The exact JSON text and pure next-token CSV of one ok model."""
+    model.prompt(model.main_prompt_id)  # a JSON without its main prompt is refused here, before any trim needs it
+    return read_source(model, run_dir, INLINED_CSVS)
+
+
+def write_model_prompt(model: LensModel, run_dir: Path) -> Path:
+    """Write ``llm-prompt-<name>.md`` for one ok model."""
+    return write_pack(run_dir, model.name, f"LLM prompt: single-model evaluation of {model.name}",
+                      load_template(EXPERIMENT, SINGLE_TEMPLATE), [source_for(model, run_dir)], TRIM_LEVELS)
+
+
+def write_cross_prompt(models: list[LensModel], run_dir: Path) -> Path | None:
+    """Write ``llm-prompt-cross-model.md`` for the ok models; None when there are none."""
+    if not models:
+        return None
+    names = ", ".join(m.name for m in models)
+    return write_pack(run_dir, CROSS_SUBJECT, f"LLM prompt: cross-model evaluation of {names}",
+                      load_template(EXPERIMENT, CROSS_TEMPLATE), [source_for(m, run_dir) for m in models],
+                      TRIM_LEVELS)
+
+
+def write_meta(run_dir: Path) -> Path | None:
+    """Write ``llm-prompt-meta.md`` once LLM evaluations are saved in the folder; None before."""
+    return write_meta_prompt(run_dir, load_template(EXPERIMENT, META_TEMPLATE))

@@ -1,0 +1,51 @@
+"""Regenerate every report of a run folder from its artefacts (no model, no torch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from layers_and_logits.reports.cross_model import write_cross_model
+from layers_and_logits.reports.cross_model_plot import write_cross_model_plot
+from layers_and_logits.reports.evaluation_md import write_evaluation
+from layers_and_logits.reports.heatmap import write_heatmaps
+from layers_and_logits.reports.llm_prompts import write_cross_prompt, write_meta, write_model_prompt
+from layers_and_logits.reports.run_artefacts import LensModel, read_lens_run
+from layers_and_logits.reports.trajectory import write_trajectory
+
+
+def write_model_reports(model: LensModel, run_dir: Path) -> list[Path]:
+    """Plots, evaluation markdown and LLM prompt of one model (only the markdown when it did not run)."""
+    if not model.ok:
+        return [write_evaluation(model, run_dir, {})]
+    plots = dict(zip(("heatmap", "heatmap-entropy"), write_heatmaps(model, run_dir), strict=False))
+    plots.update(dict(zip(("trajectory",), write_trajectory(model, run_dir), strict=False)))
+    return [*plots.values(), write_evaluation(model, run_dir, plots), write_model_prompt(model, run_dir)]
+
+
+def write_reports(run_dir: Path) -> list[Path]:
+    """Regenerate every report in a run folder from the artefacts there.
+
+    Per model: ``heatmap-<name>.png``, ``heatmap-entropy-<name>.png``, ``trajectory-<name>.png``,
+    ``evaluation-<name>.md``, ``llm-prompt-<name>.md``. Across models: ``cross-model.png``,
+    ``evaluation-cross-model.md``, ``llm-prompt-cross-model.md``; and ``llm-prompt-meta.md``
+    when LLM evaluations (``llm-evaluation-*.md``) were saved into the folder.
+
+    Args:
+        run_dir: the folder holding ``output-<name>.json`` and the CSVs.
+
+    Returns:
+        The files written, in the order written.
+
+    Raises:
+        ReportInputError: the folder is missing, holds no output-*.json, or an artefact is damaged.
+    """
+    run = read_lens_run(Path(run_dir))
+    written: list[Path] = []
+    for model in run.models:
+        written += write_model_reports(model, run.run_dir)
+    plot = write_cross_model_plot(run.ok_models, run.run_dir)
+    written += plot
+    written.append(write_cross_model(run, plot[0] if plot else None))
+    cross_prompt = write_cross_prompt(run.ok_models, run.run_dir)
+    meta = write_meta(run.run_dir)
+    return written + [p for p in (cross_prompt, meta) if p is not None]

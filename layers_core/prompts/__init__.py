@@ -1,0 +1,1 @@
+"""Prompt cases, fact batteries, answer alignment, chat templates and token text."""
