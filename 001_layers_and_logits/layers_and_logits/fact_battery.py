@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import torch
-
 from layers_core import metrics
 from layers_core.hooks.capture import capture_residuals
 from layers_core.lens.layer_sweep import AnswerSweep, sweep_last_positions
 from layers_core.lens.lens import Lens
 from layers_core.models.loading import LoadedModel
 from layers_core.prompts.answer_alignment import AnswerAlignment, align_answer, check_prompt, model_context_length
+from layers_core.prompts.batching import left_padded, length_batches, pad_token_id
 from layers_core.prompts.prompt_battery import PromptCase
 from layers_core.prompts.token_text import TokenText
 
@@ -31,23 +30,6 @@ class FactResult:
     case: PromptCase
     alignment: AnswerAlignment
     sweep: AnswerSweep
-
-
-def _pad_id(tokenizer) -> int:
-    for candidate in (tokenizer.pad_token_id, tokenizer.eos_token_id):
-        if candidate is not None:
-            return int(candidate)
-    return 0  # masked out by the attention mask, so any id serves
-
-
-def _left_padded(prompts: Sequence[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(ids) for ids in prompts)
-    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), width), dtype=torch.long)
-    for row, ids in enumerate(prompts):
-        input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-        mask[row, width - len(ids):] = 1
-    return input_ids, mask
 
 
 def run_fact_battery(
@@ -67,13 +49,10 @@ def run_fact_battery(
     context_length = model_context_length(model.config)
     prompt_ids = [check_prompt(tokenizer, case.prompt, context_length) for case in cases]
     alignments = [align_answer(tokenizer, case.prompt, case.answer) for case in cases]
-    # Similar lengths together: less padding. The order is fixed, so runs repeat exactly.
-    order = sorted(range(len(cases)), key=lambda i: (len(prompt_ids[i]), i))
     sweeps: dict[int, AnswerSweep] = {}
-    pad_id = _pad_id(tokenizer)
-    for start in range(0, len(order), batch_size):
-        batch = order[start:start + batch_size]
-        input_ids, mask = _left_padded([prompt_ids[i] for i in batch], pad_id)
+    pad_id = pad_token_id(tokenizer)
+    for batch in length_batches(prompt_ids, batch_size):
+        input_ids, mask = left_padded([prompt_ids[i] for i in batch], pad_id)
         resid, _ = capture_residuals(model, parts, input_ids, attention_mask=mask, positions="last")
         answer_ids = [alignments[i].answer_token_id for i in batch]
         for i, sweep in zip(batch, sweep_last_positions(lens, resid[:, :, 0], answer_ids), strict=True):
