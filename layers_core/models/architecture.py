@@ -13,6 +13,10 @@ its output projection, post-norms, MLP), whether the blocks are parallel, and
 Granite's residual multiplier: what ``hooks.hook_points`` needs to put each
 TransformerLens-named hook point on the right tensor. Each entry follows the
 class's decoder-layer ``forward`` in transformers 5.23.
+
+``norm_form(norm)`` says what each supported norm class computes (RMSNorm or
+mean-centred LayerNorm, its epsilon, Gemma's ``1 + w`` scale), for code that
+applies a norm with its scale frozen (direct logit attribution).
 """
 
 from __future__ import annotations
@@ -440,6 +444,101 @@ def _block_parts(block: nn.Module, layout: _Layout, parallel: bool) -> BlockPart
         mlp=_resolve(block, layout.mlp),
         mlp_post_norm=_resolve(block, layout.mlp_post_norm) if layout.mlp_post_norm else None,
         o_proj_transposed=isinstance(o_proj, Conv1D),
+    )
+
+
+# --- what a norm module computes (for a norm frozen at one forward pass's scale) --------------------
+
+
+@dataclass(frozen=True)
+class NormForm:
+    """What a norm module computes: ``y = w_eff * c(x) / sqrt(mean(c(x)**2) + eps) + bias``.
+
+    ``c(x) = x - mean(x)`` for a LayerNorm (``centred``), ``c(x) = x`` for an RMSNorm.
+    ``w_eff = weight + weight_offset`` (ones when the module has no weight).
+
+    Attributes:
+        norm_class: The module's class name.
+        centred: True for LayerNorm forms (the mean is subtracted first).
+        eps: Added to the mean square (the variance) under the root.
+        weight: The module's scale parameter ``[d]``, or None (OLMo's LayerNorm has none).
+        weight_offset: 1.0 for Gemma's ``(1 + w)`` RMSNorm, else 0.0.
+        bias: The module's bias ``[d]``, or None.
+    """
+
+    norm_class: str
+    centred: bool
+    eps: float
+    weight: Tensor | None
+    weight_offset: float
+    bias: Tensor | None
+
+
+@dataclass(frozen=True)
+class _NormLayout:
+    centred: bool
+    # The attribute holding epsilon, or the constant the class hard-codes.
+    eps: str | float
+    weight_offset: float = 0.0
+
+
+_RMS = _NormLayout(centred=False, eps="variance_epsilon")
+# Gemma's RMSNorms scale by (1 + weight) and keep epsilon as `eps` (GemmaRMSNorm.forward).
+_GEMMA_RMS = _NormLayout(centred=False, eps="eps", weight_offset=1.0)
+# Keyed by class name, each following its forward in transformers 5.23; torch.nn.LayerNorm (GPT-2,
+# Phi, StableLM, GPT-NeoX) is recognised by type.
+_NORM_LAYOUTS: dict[str, _NormLayout] = {
+    "LlamaRMSNorm": _RMS,
+    "MistralRMSNorm": _RMS,
+    "Qwen2RMSNorm": _RMS,
+    "Qwen3RMSNorm": _RMS,
+    "Phi3RMSNorm": _RMS,
+    "Olmo2RMSNorm": _RMS,
+    "GraniteRMSNorm": _RMS,
+    "GemmaRMSNorm": _GEMMA_RMS,
+    "Gemma2RMSNorm": _GEMMA_RMS,
+    "Gemma3RMSNorm": _GEMMA_RMS,
+    # Mean-centred, weight only.
+    "CohereLayerNorm": _NormLayout(centred=True, eps="variance_epsilon"),
+    # F.layer_norm with no weight or bias and eps=1e-5 written into OlmoLayerNorm.forward.
+    "OlmoLayerNorm": _NormLayout(centred=True, eps=1e-5),
+}
+_TORCH_LAYER_NORM = _NormLayout(centred=True, eps="eps")
+
+
+def norm_form(norm: nn.Module) -> NormForm:
+    """The form of a supported model's norm module (final norm or a post-norm), with its parameters.
+
+    Args:
+        norm: A norm module found by ``model_parts``.
+
+    Returns:
+        Its ``NormForm`` (parameters are the module's own tensors, not copies).
+
+    Raises:
+        UnsupportedArchitectureError: A class whose arithmetic is not described here.
+    """
+    name = type(norm).__name__
+    if type(norm) is nn.LayerNorm:
+        if len(norm.normalized_shape) != 1:
+            raise UnsupportedArchitectureError(f"{name}: normalises over {norm.normalized_shape}, not one dimension.")
+        layout = _TORCH_LAYER_NORM
+    elif name in _NORM_LAYOUTS and type(norm).__module__.startswith(_TRANSFORMERS_MODULE_PREFIX):
+        layout = _NORM_LAYOUTS[name]
+    else:
+        raise UnsupportedArchitectureError(
+            f"{name}: not a norm whose arithmetic is known (known: LayerNorm, {', '.join(sorted(_NORM_LAYOUTS))})."
+        )
+    eps = layout.eps if isinstance(layout.eps, float) else float(getattr(norm, layout.eps))
+    weight = getattr(norm, "weight", None)
+    bias = getattr(norm, "bias", None)
+    return NormForm(
+        norm_class=name,
+        centred=layout.centred,
+        eps=eps,
+        weight=weight if isinstance(weight, Tensor) else None,
+        weight_offset=layout.weight_offset,
+        bias=bias if isinstance(bias, Tensor) else None,
     )
 
 

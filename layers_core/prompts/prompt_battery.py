@@ -1,8 +1,9 @@
 """Prompt cases every experiment reads: user prompts, JSONL prompt files, fact batteries, chat wrapping.
 
 Fact batteries live in ``data/batteries/<name>.jsonl`` (shared by 001, 002 and 003),
-one JSON object per line: ``{"id": ..., "prompt": ..., "answer": ...}``; the same
-format serves ``--prompts``.
+one JSON object per line: ``{"id": ..., "prompt": ..., "answer": ..., "subject": ...}``; the
+same format serves ``--prompts``. ``subject`` (what the prompt is about, written exactly as in
+the prompt: "Germany") is optional; 002 groups attention by it, 001 ignores it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 # "note" lets a data file explain a choice (JSONL has no comments); it is not used.
-_ALLOWED_FIELDS = ("id", "prompt", "answer", "note")
+_ALLOWED_FIELDS = ("id", "prompt", "answer", "subject", "note")
 
 
 @dataclass(frozen=True)
@@ -32,24 +33,32 @@ class PromptCase:
         answer: the expected continuation, or None when there is none to score.
         role: what the case is for: "qa", "completion", "instruction", "ablation",
             "directional", "control", "custom" (user-given) or "fact" (a fact battery).
+        subject: what the prompt is about, exactly as written in it ("Germany"), or None.
     """
 
     prompt_id: str
     prompt: str
     answer: str | None
     role: str
+    subject: str | None = None
 
 
-def custom_case(prompt: str, answer: str | None) -> PromptCase:
-    """The case for ``--prompt`` / ``--answer``: id "custom", role "custom"."""
-    return PromptCase("custom", prompt, answer, "custom")
+def custom_case(prompt: str, answer: str | None, subject: str | None = None) -> PromptCase:
+    """The case for ``--prompt`` / ``--answer`` (/ ``--subject``): id "custom", role "custom".
+
+    Raises:
+        PromptError: a subject that is empty or does not occur in the prompt.
+    """
+    if subject is not None:
+        _check_subject(subject, prompt, "--subject")
+    return PromptCase("custom", prompt, answer, "custom", subject)
 
 
 def load_prompts_file(path: Path | str, role: str = "custom") -> list[PromptCase]:
-    """Read prompt cases from a JSONL file: one ``{"id", "prompt", "answer"?}`` object per line.
+    """Read prompt cases from a JSONL file: one ``{"id", "prompt", "answer"?, "subject"?}`` object per line.
 
-    Blank lines are skipped. ``answer`` may be left out or null. A ``note`` field is
-    allowed and ignored.
+    Blank lines are skipped. ``answer`` and ``subject`` may be left out or null; a
+    subject must occur in its prompt. A ``note`` field is allowed and ignored.
 
     Raises:
         PromptError: the file is missing or unreadable, a line is not such an object
@@ -100,7 +109,20 @@ def _parse_line(line: str, role: str, where: str) -> PromptCase:
     answer = record.get("answer")
     if answer is not None and (not isinstance(answer, str) or not answer.strip()):
         raise PromptError(f"{where}: 'answer' must be a non-empty string or left out")
-    return PromptCase(record["id"], record["prompt"], answer, role)
+    subject = record.get("subject")
+    if subject is not None:
+        _check_subject(subject, record["prompt"], where)
+    return PromptCase(record["id"], record["prompt"], answer, role, subject)
+
+
+def _check_subject(subject: Any, prompt: str, where: str) -> None:
+    """A subject is a non-empty string written in its prompt; ``where`` starts the error message."""
+    if not isinstance(subject, str) or not subject.strip():
+        raise PromptError(f"{where}: 'subject' must be a non-empty string or left out")
+    if subject not in prompt:
+        raise PromptError(
+            f"{where}: the subject {subject!r} does not occur in the prompt; write it exactly as in the prompt"
+        )
 
 
 def available_fact_batteries() -> list[str]:

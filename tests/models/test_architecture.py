@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 import transformers
+from torch import Tensor, nn
 
 from layers_core.errors import UnsupportedArchitectureError
-from layers_core.models.architecture import SUPPORTED_CLASSES, model_parts
+from layers_core.models.architecture import SUPPORTED_CLASSES, NormForm, model_parts, norm_form
 from tests import tiny_models
-from tests.tolerances import dot_scale, fp32_tol
+from tests.tolerances import dot_scale, fp32_tol, max_abs
 
 _SMALL = dict(
     vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
@@ -244,3 +245,64 @@ def test_head_counts_match_the_config(family: str) -> None:
     assert parts.n_heads == config.num_attention_heads == 4
     assert parts.n_kv_heads == (4 if family in ("gpt2", "phi", "gpt_neox") else 2)
     assert parts.d_head == 8
+
+
+# --- what each norm computes (for a norm applied at a frozen scale) -------------------------------
+
+
+def _apply_form(form: NormForm, x: Tensor) -> Tensor:
+    """The form's arithmetic by hand, in float64."""
+    x = x.double()
+    if form.centred:
+        x = x - x.mean(-1, keepdim=True)
+    y = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + form.eps)
+    if form.weight is not None:
+        y = y * (form.weight.detach().double() + form.weight_offset)
+    return y + form.bias.detach().double() if form.bias is not None else y
+
+
+@pytest.mark.parametrize("family", tiny_models.ALL_FAMILIES)
+def test_norm_form_reproduces_every_norm_of_the_family(family: str) -> None:
+    parts = model_parts(tiny_models.build_any(family))
+    inner = parts.block_parts[0]
+    norms = [parts.final_norm, parts.block_input_norms[0], inner.attn_post_norm, inner.mlp_input_norm,
+             inner.mlp_post_norm]
+    # Off-centre inputs, so a form that forgets (or invents) the centring is caught.
+    x = 3.0 * torch.randn(4, parts.d_model, generator=torch.Generator().manual_seed(0)) + 0.7
+    for norm in (norm for norm in norms if norm is not None):
+        form = norm_form(norm)
+        assert form.norm_class == type(norm).__name__
+        with torch.no_grad():
+            own = norm(x).double()
+        torch.testing.assert_close(_apply_form(form, x), own, rtol=0, atol=fp32_tol(max_abs(own), parts.d_model))
+
+
+def test_norm_form_knows_each_class_quirk() -> None:
+    def final_form(family: str) -> tuple[NormForm, transformers.PretrainedConfig]:
+        model = tiny_models.build_any(family)
+        norm = model_parts(model).final_norm
+        assert norm is not None
+        return norm_form(norm), model.config.get_text_config()
+
+    gemma, config = final_form("gemma2")
+    assert (gemma.centred, gemma.weight_offset, gemma.eps, gemma.bias) == (False, 1.0, config.rms_norm_eps, None)
+    llama, config = final_form("llama")
+    assert (llama.centred, llama.weight_offset, llama.eps, llama.bias) == (False, 0.0, config.rms_norm_eps, None)
+    gpt2, config = final_form("gpt2")
+    assert gpt2.centred and gpt2.bias is not None and gpt2.eps == config.layer_norm_epsilon
+    olmo, _ = final_form("olmo")
+    assert (olmo.centred, olmo.weight, olmo.bias, olmo.eps) == (True, None, None, 1e-5)
+    cohere, config = final_form("cohere")
+    assert cohere.centred and cohere.weight is not None and cohere.bias is None
+    assert cohere.eps == config.layer_norm_eps
+
+
+class LlamaRMSNorm(nn.Module):
+    """Same name as transformers' class, defined outside it: its arithmetic is unknown."""
+
+
+@pytest.mark.parametrize("module", [nn.Identity(), nn.BatchNorm1d(4), nn.LayerNorm((2, 4)), LlamaRMSNorm()])
+def test_norm_form_refuses_a_module_of_unknown_arithmetic(module: nn.Module) -> None:
+    with pytest.raises(UnsupportedArchitectureError, match=type(module).__name__) as caught:
+        norm_form(module)
+    assert "\n" not in caught.value.message

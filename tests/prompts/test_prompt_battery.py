@@ -123,7 +123,7 @@ def test_unknown_battery_lists_available():
 
 def test_capitals_file_is_plain_jsonl():
     lines = (prompt_battery.BATTERIES_DIR / "capitals.jsonl").read_text(encoding="utf-8").splitlines()
-    assert all(set(json.loads(line)) == {"id", "prompt", "answer"} for line in lines)
+    assert all(set(json.loads(line)) == {"id", "prompt", "answer", "subject"} for line in lines)
 
 
 def test_chat_template_wraps_prompt_for_assistant_reply(smollm2):
@@ -159,3 +159,52 @@ def test_chat_template_does_not_double_bos():
     ids = tokenizer(wrapped.prompt)["input_ids"]
     assert ids.count(tokenizer.bos_token_id) == 1
     assert wrapped.prompt == "The capital of Germany is\n"
+
+
+# --- subjects ----------------------------------------------------------------------------------
+
+
+def test_capitals_battery_subjects_are_written_in_their_prompts():
+    cases = load_fact_battery("capitals")
+    assert not [case.prompt_id for case in cases if not case.subject or case.subject not in case.prompt]
+    by_id = {case.prompt_id: case for case in cases}
+    assert by_id["capital_germany"].subject == "Germany"
+    assert by_id["capital_united_kingdom"].subject == "United Kingdom"
+    # The country alone: the article belongs to the sentence, not to the subject.
+    assert not [case.prompt_id for case in cases if case.subject.lower().startswith("the ")]
+
+
+def test_subject_is_optional_and_read_from_the_file(tmp_path):
+    path = write_lines(
+        tmp_path,
+        '{"id": "a", "prompt": "The capital of Spain is", "answer": "Madrid", "subject": "Spain"}',
+        '{"id": "b", "prompt": "Once upon a time", "subject": null}',
+    )
+    assert load_prompts_file(path) == [
+        PromptCase("a", "The capital of Spain is", "Madrid", "custom", "Spain"),
+        PromptCase("b", "Once upon a time", None, "custom"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("subject", "message"),
+    [
+        ('"France"', "line 1: the subject 'France' does not occur in the prompt"),
+        ('"germany"', "line 1: the subject 'germany' does not occur in the prompt"),
+        ('""', "line 1: 'subject' must be a non-empty string or left out"),
+        ("7", "line 1: 'subject' must be a non-empty string or left out"),
+    ],
+)
+def test_bad_subject_is_a_one_line_error(tmp_path, subject, message):
+    path = write_lines(tmp_path, f'{{"id": "a", "prompt": "The capital of Germany is", "subject": {subject}}}')
+    with pytest.raises(PromptError) as caught:
+        load_prompts_file(path)
+    assert str(path) in caught.value.message
+    assert message in caught.value.message
+    assert "\n" not in caught.value.message
+
+
+def test_custom_case_checks_its_subject():
+    assert custom_case("The capital of Germany is", "Berlin", "Germany").subject == "Germany"
+    with pytest.raises(PromptError, match="--subject: the subject 'France' does not occur in the prompt"):
+        custom_case("The capital of Germany is", "Berlin", "France")
