@@ -17,10 +17,11 @@ from pathlib import Path
 
 from layers_and_logits.reports import write_reports
 from layers_core.cli import run_main
-from layers_core.reports.run_reader import LATEST_FOLDER, resolve_run_dir
+from layers_core.reports.run_reader import resolve_run_dir
+from layers_core.runs.run_folder import LATEST
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_RUN_DIR = HERE / LATEST_FOLDER
+DEFAULT_RUN_DIR = HERE / LATEST
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -36,7 +37,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("run_dir", nargs="?", type=Path, default=DEFAULT_RUN_DIR, metavar="RUN_DIR",
                         help="folder holding output-<model>.json files, or the folder given to run.py --out "
-                        f"(its {LATEST_FOLDER}/ is used) (default: {DEFAULT_RUN_DIR})")
+                        f"(its {LATEST}/ is used) (default: {DEFAULT_RUN_DIR})")
     return parser.parse_args(argv)
 
 

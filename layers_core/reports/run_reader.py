@@ -18,11 +18,8 @@ from typing import Any, Generic, TypeVar
 
 import pandas as pd
 
-from layers_core.runs.artefacts import ArtefactReadError, artefact_names, artefact_path, read_csv_artefact
+from layers_core.runs.artefacts import OK, ArtefactReadError, artefact_names, artefact_path, read_csv_artefact
 from layers_core.runs.run_folder import LATEST
-
-OK = "ok"
-LATEST_FOLDER = LATEST  # the folder `run.py --out DIR` publishes in DIR
 
 
 class ReportInputError(ArtefactReadError):
@@ -113,7 +110,7 @@ def resolve_run_dir(folder: Path) -> Path:
     ``run.py --out DIR`` publishes ``DIR/run-latest``; either folder may be given to a report.
     """
     folder = Path(folder)
-    latest = folder / LATEST_FOLDER
+    latest = folder / LATEST
     if folder.is_dir() and not artefact_names(folder) and latest.is_dir():
         return latest
     return folder

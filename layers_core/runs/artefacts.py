@@ -116,6 +116,8 @@ def write_csv(path: Path | str, rows: Sequence[dict[str, Any]], columns: Sequenc
 
 
 ARTEFACT_PREFIX = "output-"
+# A model document's "status": it ran, it was too large for every device, or it failed (with a reason).
+OK, SKIPPED, FAILED = "ok", "skipped", "failed"
 _JSON_SUFFIX = ".json"
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from layers_core.cli import status as cli_status
 from layers_core.errors import ModelTooLargeError, TinycaveError
 from layers_core.models.loading import LoadedModel, free_model, load_model
 from layers_core.models.model_spec import ModelSpec, parse_model_spec
@@ -31,7 +32,7 @@ from layers_core.runs import artefacts
 from layers_core.runs.provenance import run_provenance
 from layers_core.runs.reproducibility import SEED, determinism_settings
 
-OK, SKIPPED, FAILED = "ok", "skipped", "failed"
+OK, SKIPPED, FAILED = artefacts.OK, artefacts.SKIPPED, artefacts.FAILED
 
 
 @dataclass(frozen=True)
@@ -188,7 +189,7 @@ class _Header:
         artefacts.write_json(artefacts.artefact_path(self.run_dir, self.target.name, "json"), document)
 
     def not_run(self, status: str, reason: str) -> ModelOutcome:
-        print(f"{self.target.name}: {status}: {reason}", file=sys.stderr)
+        cli_status(f"{self.target.name}: {status}: {reason}")
         self._write({
             "schema_version": self.schema_version, "status": status, "reason": reason,
             "model": self.model_entry, "provenance": self.provenance,
@@ -211,5 +212,5 @@ class _Header:
             "model": model, "provenance": self.provenance, **analysis.document,
         })
         for warning in analysis.warnings:
-            print(f"WARNING {self.target.name}: {warning}", file=sys.stderr)
+            cli_status(f"WARNING {self.target.name}: {warning}")
         return ModelOutcome(name=self.target.name, status=OK, summary=analysis.summary)
