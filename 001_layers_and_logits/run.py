@@ -11,14 +11,12 @@ completes; the previous run-latest/ is kept as run-<time>/. Run
 from collections.abc import Sequence
 from pathlib import Path
 
-from layers_and_logits.arguments import RunOptions, parse_options
+from layers_and_logits.arguments import parse_options
 from layers_and_logits.artefact_schema import SCHEMA_VERSION
 from layers_and_logits.console import summary_lines
 from layers_and_logits.default_prompts import DEFAULT_BATTERY
 from layers_and_logits.model_run import LensAnalysis
 from layers_core.cli import run_main
-from layers_core.errors import PromptError
-from layers_core.prompts.prompt_battery import PromptCase, custom_case, load_fact_battery, load_prompts_file
 from layers_core.runs.model_loop import exit_status, resolve_models, run_models
 from layers_core.runs.reproducibility import set_deterministic
 from layers_core.runs.run_folder import LATEST, staged_run_folder
@@ -26,25 +24,14 @@ from layers_core.runs.run_folder import LATEST, staged_run_folder
 HERE = Path(__file__).resolve().parent
 
 
-def resolve_prompts(options: RunOptions) -> list[PromptCase]:
-    """The prompts to analyse: --prompt/--answer, a --prompts file, or the default battery."""
-    if options.prompt is not None:
-        if not options.prompt.strip():
-            raise PromptError("the prompt is empty; give some text for the model to continue")
-        return [custom_case(options.prompt, options.answer)]
-    if options.prompts_file is not None:
-        return load_prompts_file(options.prompts_file)
-    return list(DEFAULT_BATTERY)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run experiment 001; returns 0 when every model ran, 1 when one was skipped or failed."""
     options = parse_options(argv)
     set_deterministic()
     analysis = LensAnalysis(
-        cases=resolve_prompts(options),
-        facts=load_fact_battery(options.facts) if options.facts else [],
-        battery_name=options.facts, lens_mode=options.lens_mode, fp32_unembed=options.fp32_unembed,
+        cases=options.prompts.prompts(DEFAULT_BATTERY),
+        facts=options.prompts.fact_cases(),
+        battery_name=options.prompts.facts, lens_mode=options.lens_mode, fp32_unembed=options.fp32_unembed,
         chat=options.chat, check_device=options.check_device,
     )
     models = resolve_models(options.models)

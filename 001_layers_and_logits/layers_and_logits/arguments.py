@@ -10,6 +10,7 @@ from pathlib import Path
 from layers_core.lens.lens import LENS_MODES
 from layers_core.runs.arguments import ArgumentParser, add_model_arguments, models_epilog
 from layers_core.runs.model_loop import LoadOptions
+from layers_core.runs.prompt_arguments import PromptChoice, add_prompt_arguments, prompt_choice
 
 DESCRIPTION = """\
 Experiment 001: how a model's next-token prediction forms, layer by layer.
@@ -35,10 +36,7 @@ class RunOptions:
     """Everything a run needs, parsed and checked."""
 
     models: tuple[str, ...]
-    prompt: str | None
-    answer: str | None
-    prompts_file: Path | None
-    facts: str | None
+    prompts: PromptChoice
     chat: bool
     lens_mode: str
     fp32_unembed: bool
@@ -57,19 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_model_arguments(parser)
-    parser.add_argument("--prompt", help="analyse only this prompt (needs --answer)")
-    parser.add_argument(
-        "--answer", help="the expected answer for --prompt, e.g. Berlin (its first token is the gold token)"
-    )
-    parser.add_argument(
-        "--prompts", type=Path, dest="prompts_file", metavar="FILE",
-        help='a JSONL file of prompts, one per line: {"id": ..., "prompt": ..., "answer": ...}',
-    )
-    parser.add_argument(
-        "--facts", metavar="BATTERY", default="capitals",
-        help="the fact battery run after the prompts (default 'capitals': 65 country-capital facts in "
-        "data/batteries/capitals.jsonl); where answers emerge, reported as a distribution over facts. 'none' skips it",
-    )
+    add_prompt_arguments(parser)
     parser.add_argument(
         "--chat", action="store_true",
         help="wrap each prompt in the model's chat template (chat/instruct models only)",
@@ -101,13 +87,8 @@ def parse_options(argv: Sequence[str] | None) -> RunOptions:
     """Parse and cross-check the command line."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if (args.prompt is None) != (args.answer is None):
-        parser.error("--prompt and --answer go together")
-    if args.prompt is not None and args.prompts_file is not None:
-        parser.error("use either --prompt/--answer or --prompts FILE, not both")
     return RunOptions(
-        models=tuple(args.models), prompt=args.prompt, answer=args.answer,
-        prompts_file=args.prompts_file, facts=None if args.facts == "none" else args.facts, chat=args.chat,
+        models=tuple(args.models), prompts=prompt_choice(parser, args), chat=args.chat,
         lens_mode=args.lens_mode, fp32_unembed=args.fp32_unembed, check_device=args.check_device,
         load=LoadOptions(device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code),
         out=args.out, reports=args.reports,

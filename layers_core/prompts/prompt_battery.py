@@ -1,9 +1,10 @@
 """Prompt cases every experiment reads: user prompts, JSONL prompt files, fact batteries, chat wrapping.
 
 Fact batteries live in ``data/batteries/<name>.jsonl`` (shared by 001, 002 and 003),
-one JSON object per line: ``{"id": ..., "prompt": ..., "answer": ..., "subject": ...}``; the
-same format serves ``--prompts``. ``subject`` (what the prompt is about, written exactly as in
-the prompt: "Germany") is optional; 002 groups attention by it, 001 ignores it.
+one JSON object per line: ``{"id": ..., "prompt": ..., "answer": ..., "subject": ..., "foil": ...}``;
+the same format serves ``--prompts``. ``subject`` (what the prompt is about, written exactly as in
+the prompt: "Germany") and ``foil`` (a wrong answer to compare the answer with: "Paris") are
+optional; 002 groups attention by the subject and attributes answer minus foil, 001 ignores both.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 # "note" lets a data file explain a choice (JSONL has no comments); it is not used.
-_ALLOWED_FIELDS = ("id", "prompt", "answer", "subject", "note")
+_ALLOWED_FIELDS = ("id", "prompt", "answer", "subject", "foil", "note")
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class PromptCase:
         role: what the case is for: "qa", "completion", "instruction", "ablation",
             "directional", "control", "custom" (user-given) or "fact" (a fact battery).
         subject: what the prompt is about, exactly as written in it ("Germany"), or None.
+        foil: a wrong answer the answer is compared with ("Paris"), or None.
     """
 
     prompt_id: str
@@ -41,17 +43,22 @@ class PromptCase:
     answer: str | None
     role: str
     subject: str | None = None
+    foil: str | None = None
 
 
-def custom_case(prompt: str, answer: str | None, subject: str | None = None) -> PromptCase:
-    """The case for ``--prompt`` / ``--answer`` (/ ``--subject``): id "custom", role "custom".
+def custom_case(
+    prompt: str, answer: str | None, subject: str | None = None, foil: str | None = None
+) -> PromptCase:
+    """The case for ``--prompt`` / ``--answer`` (/ ``--subject`` / ``--foil``): id "custom", role "custom".
 
     Raises:
         PromptError: a subject that is empty or does not occur in the prompt.
     """
     if subject is not None:
         _check_subject(subject, prompt, "--subject")
-    return PromptCase("custom", prompt, answer, "custom", subject)
+    if foil is not None and not foil.strip():
+        raise PromptError("the foil is empty; give a wrong answer to compare with, e.g. --foil Paris")
+    return PromptCase("custom", prompt, answer, "custom", subject, foil)
 
 
 def load_prompts_file(path: Path | str, role: str = "custom") -> list[PromptCase]:
@@ -106,13 +113,14 @@ def _parse_line(line: str, role: str, where: str) -> PromptCase:
         value = record.get(field)
         if not isinstance(value, str) or not value.strip():
             raise PromptError(f"{where}: {field!r} must be a non-empty string")
-    answer = record.get("answer")
-    if answer is not None and (not isinstance(answer, str) or not answer.strip()):
-        raise PromptError(f"{where}: 'answer' must be a non-empty string or left out")
+    for field in ("answer", "foil"):
+        value = record.get(field)
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            raise PromptError(f"{where}: {field!r} must be a non-empty string or left out")
     subject = record.get("subject")
     if subject is not None:
         _check_subject(subject, record["prompt"], where)
-    return PromptCase(record["id"], record["prompt"], answer, role, subject)
+    return PromptCase(record["id"], record["prompt"], record.get("answer"), role, subject, record.get("foil"))
 
 
 def _check_subject(subject: Any, prompt: str, where: str) -> None:
