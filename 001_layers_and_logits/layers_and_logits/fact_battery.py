@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from layers_core import metrics
 from layers_core.hooks.capture import capture_residuals
@@ -82,14 +83,14 @@ def fact_rows(results: Sequence[FactResult], n_layers: int, text: TokenText) -> 
     return rows
 
 
-def facts_summary(battery: str, results: Sequence[FactResult], n_layers: int, text: TokenText) -> dict:
+def facts_summary(battery: str | None, results: Sequence[FactResult], n_layers: int, text: TokenText) -> dict:
     """The JSON ``facts`` entry: per-milestone distribution of relative depth over the aligned facts."""
     per_fact = []
     depths: dict[str, list[float | None]] = {name: [] for name in metrics.MILESTONE_KEYS}
     for result in results:
         sweep = result.sweep
         found = metrics.milestones(sweep.answer_rank, sweep.p_answer, sweep.kl_to_final_bits, n_layers)
-        entry = {
+        entry: dict[str, Any] = {
             "prompt_id": result.case.prompt_id,
             "prompt": result.case.prompt,
             "answer": result.case.answer,

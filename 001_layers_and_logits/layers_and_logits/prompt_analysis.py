@@ -72,8 +72,8 @@ def consistency_check(model_logits: Tensor, lens_logits: Tensor) -> dict:
     }
 
 
-def _top_columns(names: list[str], probs: list[float], k: int) -> dict:
-    row = {}
+def _top_columns(names: list[str], probs: list[float], k: int) -> dict[str, str | float | None]:
+    row: dict[str, str | float | None] = {}
     for i in range(k):
         row[f"top{i + 1}"] = names[i] if i < len(names) else None
         row[f"p_top{i + 1}"] = probs[i] if i < len(probs) else None
@@ -149,7 +149,7 @@ def prompt_summary(result: PromptResult, n_layers: int, text: TokenText) -> dict
         "prompt": result.case.prompt,
         "answer": result.case.answer,
         "alignment": {
-            "ok": align.ok, "answer_token": None if align.answer_token is None else text(align.answer_token_id),
+            "ok": align.ok, "answer_token": None if align.answer_token_id is None else text(align.answer_token_id),
             "answer_token_id": align.answer_token_id, "reason": align.reason,
         },
         "n_tokens": len(result.prompt_ids),

@@ -55,7 +55,7 @@ def plot_label(token: str, max_chars: int = 9) -> str:
     return text
 
 
-def text_colour(rgba: tuple[float, float, float, float]) -> str:
+def text_colour(rgba: tuple[float, ...]) -> str:
     """Black or white, whichever reads better on a cell of this colour."""
     r, g, b = rgba[:3]
     return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"

@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from layers_and_logits.reports.milestones import milestone_label
 from layers_and_logits.reports.run_artefacts import LensModel
 from layers_core.reports.plot_style import new_figure, save_png
+from layers_core.reports.run_reader import ReportInputError
 
 TOP_PANELS = (("p_answer", "p(answer)", False), ("answer_rank", "answer rank (log; 1 at the top)", True),
               ("kl_to_final_bits", "KL(last layer ‖ layer) (bits)", False))
@@ -37,6 +38,8 @@ def fact_depths(model: LensModel) -> dict[str, list[float]]:
 
 def _main_rows(model: LensModel) -> pd.DataFrame:
     pure = model.pure
+    if pure is None:
+        raise ReportInputError(f"{model.name}: no pure next-token CSV to plot")
     return pure[pure["prompt_id"] == model.main_prompt_id].sort_values("layer")
 
 

@@ -88,7 +88,7 @@ def heatmap_figure(
     for i in range(n_layers):
         for j in range(n_pos):
             cell = ax.text(j, i, plot_label(text_grid[i][j], CELL_CHARS), ha="center", va="center",
-                           fontsize=8, color=text_colour(tuple(colours[i, j])))
+                           fontsize=8, color=text_colour(tuple(float(c) for c in np.asarray(colours)[i, j])))
             cell.set_in_layout(False)  # inside the axes anyway; measuring every cell makes layout slow
     ax.add_patch(Rectangle((n_pos - 1.5, -0.5), 1.0, n_layers, fill=False, edgecolor="red", linewidth=2.5))
     ax.set_xticks(range(n_pos), [plot_label(t, TICK_CHARS) for t in tokens], fontsize=8,
