@@ -4,7 +4,7 @@ One place decides how a number is written, so the tests can check the format
 and the reports stay consistent:
 
 - probabilities: 4 significant digits (``0.8012``, ``1.000``, ``3.100e-05``);
-- bits (entropy, KL) and relative depth: 3 decimals;
+- bits (entropy, KL), logits and relative depth: 3 decimals;
 - JSON values shown as stored (e.g. a check's KL): Python's shortest round-trip
   form, e.g. ``3.2e-07``;
 - missing values: ``n/a``; a layer never reached: ``never``.
@@ -30,6 +30,11 @@ def fmt_prob(p: float | None) -> str:
 
 def fmt_bits(x: float | None) -> str:
     """Bits (entropy, KL) with 3 decimals, or ``n/a``."""
+    return MISSING if x is None or _is_missing(x) else f"{float(x):.3f}"
+
+
+def fmt_logit(x: float | None) -> str:
+    """A logit or logit difference with 3 decimals, or ``n/a``."""
     return MISSING if x is None or _is_missing(x) else f"{float(x):.3f}"
 
 
