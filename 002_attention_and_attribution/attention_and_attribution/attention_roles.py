@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from attention_and_attribution.token_roles import ROLES, Role
-from layers_core.hooks.activations import run_with_cache
+from layers_core.hooks.activations import ActivationRun, run_with_cache
 from layers_core.models.architecture import ModelParts
 from layers_core.prompts.batching import left_padded, length_batches
 
@@ -95,15 +95,39 @@ def attention_by_role(
         ValueError: Roles that do not fit the mask, a mask that is not left padding.
         RuntimeError: Padding that received attention.
     """
-    role_index = _role_index(roles, attention_mask, tuple(input_ids.shape))
-    points = [pattern_point(layer) for layer in range(parts.n_layers)]
+    points = pattern_points(parts)
     run = run_with_cache(
         model, parts, input_ids, points, attention_mask=attention_mask, positions="last", logits_at="last"
     )
+    return attention_from_run(parts, run, attention_mask, roles)
+
+
+def pattern_points(parts: ModelParts) -> list[str]:
+    """The pattern hook point of every layer."""
+    return [pattern_point(layer) for layer in range(parts.n_layers)]
+
+
+def answer_rows(run: ActivationRun, layer: int) -> Tensor:
+    """``[B, H, T]`` float64 on the cpu: layer ``layer``'s attention from each row's last position."""
+    return run[pattern_point(layer)][:, :, -1, :].to(device="cpu", dtype=torch.float64)
+
+
+def attention_from_run(
+    parts: ModelParts, run: ActivationRun, attention_mask: Tensor | None, roles: Sequence[Sequence[Role]]
+) -> list[HeadAttention]:
+    """``attention_by_role`` from a forward pass that read ``pattern_points`` at the last position.
+
+    Raises:
+        ValueError: Roles that do not fit the mask, a mask that is not left padding.
+        RuntimeError: Padding that received attention.
+    """
+    points = pattern_points(parts)
+    pattern = run[points[0]]  # [B, H, 1, T]
+    role_index = _role_index(roles, attention_mask, (pattern.shape[0], pattern.shape[-1]))
     one_hot = _role_one_hot(role_index)
     by_layer = []
     for layer, point in enumerate(points):
-        rows = run[point][:, :, 0, :].to(device="cpu", dtype=torch.float64)  # [B, H, T]
+        rows = answer_rows(run, layer)  # [B, H, T]
         _check_padding(rows, role_index, point)
         masses = torch.einsum("bht,btr->bhr", rows, one_hot)
         by_layer.append((layer, point, masses.tolist(), _entropy_bits(rows).tolist()))

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from attention_and_attribution.frozen_norm import FrozenNorm, work_dtype
-from layers_core.hooks.activations import run_with_cache
+from layers_core.hooks.activations import ActivationRun, run_with_cache
 from layers_core.models.architecture import ModelParts
 
 COMPONENT_KINDS: tuple[str, ...] = ("embed", "attn", "head", "bias", "mlp")
@@ -110,7 +110,18 @@ def decompose_answer_position(
         model, parts, input_ids, answer_position_points(parts), attention_mask=attention_mask,
         positions="last", logits_at="last",
     )
-    cache = {name: value[:, 0] for name, value in run.cache.items()}
+    return components_from_run(parts, run)
+
+
+def components_from_run(parts: ModelParts, run: ActivationRun) -> ResidualComponents:
+    """The decomposition from a forward pass that read ``answer_position_points`` at the last position.
+
+    The pass may have read other points as well (one pass serves attention, attribution and lens).
+
+    Raises:
+        UnsupportedArchitectureError: A norm whose frozen form does not reproduce the module.
+    """
+    cache = {name: run[name][:, -1] for name in answer_position_points(parts)}
     work = work_dtype(cache["blocks.0.hook_resid_pre"].device)
     keys = [ComponentKey("embed", None, None, "blocks.0.hook_resid_pre")]
     vectors = [cache["blocks.0.hook_resid_pre"].to(work)]

@@ -21,24 +21,15 @@ import pytest
 
 from layers_and_logits.artefact_schema import facts_columns, pure_next_token_columns, records_columns
 from layers_core.runs.artefacts import read_csv_artefact
+from tests.experiments.cli_runs import CSV_ROUNDING, ROOT, load_json, run_script
 from tests.tolerances import bits, fp32_tol
 
-ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "001_layers_and_logits" / "run.py"
-# CSV floats are written with 6 decimals (layers_core.runs.artefacts.FLOAT_FORMAT): off by up to half of 1e-6.
-CSV_ROUNDING = 0.5e-6
 
 
 def run_001(*args: str, cwd: Path = ROOT, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run experiment 001 with ``args`` and capture its output."""
-    return subprocess.run(
-        [sys.executable, str(RUN), "--no-reports", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=timeout, env=os.environ.copy(),
-    )
-
-
-def load_json(run_dir: Path, name: str) -> dict:
-    return json.loads((run_dir / f"output-{name}.json").read_text(encoding="utf-8"))
+    return run_script(RUN, "--no-reports", *args, cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
