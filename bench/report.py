@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import operator
 import statistics
+from collections.abc import Sequence
 from pathlib import Path
 
 from bench.timing import Timing
@@ -101,22 +102,28 @@ def entry(
     return result
 
 
-def check_targets(result: dict) -> dict:
-    """``{name: {"limit", "comparison", "value", "met"}}``; ``met`` is None where it was not measured."""
+def check_targets(result: dict, targets: dict[str, tuple[str, float, str]] = TARGETS) -> dict:
+    """``{name: {"limit", "comparison", "value", "met"}}`` for each of ``targets`` (001's by default).
+
+    ``met`` is None where it was not measured.
+    """
     checks = {}
-    for name, (comparison, limit, meaning) in TARGETS.items():
+    for name, (comparison, limit, meaning) in targets.items():
         value = result.get(name)
         met = None if value is None else bool(_COMPARE[comparison](value, limit))
         checks[name] = {"comparison": comparison, "limit": limit, "value": value, "met": met, "meaning": meaning}
     return checks
 
 
-def write_results(results: dict, out: Path) -> tuple[Path, Path]:
-    """Write ``latest.json`` and ``latest.md`` (and dated copies) into ``out``; return the two latest paths."""
+def write_results(results: dict, out: Path, extra: Sequence[str] = ()) -> tuple[Path, Path]:
+    """Write ``latest.json`` and ``latest.md`` (and dated copies) into ``out``; return the two latest paths.
+
+    ``extra``: markdown lines of other experiments' tables, placed before the methods.
+    """
     out.mkdir(parents=True, exist_ok=True)
     stamp = results["created_at"].replace(":", "").replace("-", "")
     text = json.dumps(results, indent=2, allow_nan=False) + "\n"
-    table = markdown(results)
+    table = markdown(results, extra)
     for name in ("latest", f"bench-{stamp}"):
         (out / f"{name}.json").write_text(text, encoding="utf-8")
         (out / f"{name}.md").write_text(table, encoding="utf-8")
@@ -142,8 +149,8 @@ def _verdict(check: dict) -> str:
     return {True: "met", False: "NOT met", None: "not measured"}[check["met"]]
 
 
-def markdown(results: dict) -> str:
-    """The benchmark as markdown tables: raw times, ratios to floors, memory, loads, battery, targets."""
+def markdown(results: dict, extra: Sequence[str] = ()) -> str:
+    """The benchmark as markdown tables: 001's (when it ran), then ``extra`` lines, then the methods."""
     machine, settings = results["machine"], results["settings"]
     lines = [
         f"# tinycave benchmark, {results['created_at']}",
@@ -151,8 +158,20 @@ def markdown(results: dict) -> str:
         f"Machine: {machine['platform']}, {machine['cpu_count']} cpus, torch {machine['torch']} "
         f"({machine['torch_threads']} threads), device {machine['device']}. Load average (1/5/15 min) "
         f"before: {machine['load_before']}, after: {machine['load_after']}.",
-        f"Medians of {settings['answer_repeats']} (answer sweep) and {settings['repeats']} (all positions, "
-        f"loads, battery) interleaved rounds after {settings['warmup']} warm-up round(s).",
+        f"Medians of {settings['answer_repeats']} (answer sweep), {settings.get('attribution_repeats', '-')} "
+        f"(002's one-prompt analysis) and {settings['repeats']} (all positions, loads, batteries) "
+        f"interleaved rounds after {settings['warmup']} warm-up round(s).",
+    ]
+    if results["entries"]:
+        lines += _experiment_001(results["entries"])
+    lines += list(extra)
+    lines += ["", "## Methods", ""] + [f"- {line}" for line in results["methods"]]
+    return "\n".join(lines) + "\n"
+
+
+def _experiment_001(entries: list[dict]) -> list[str]:
+    """001's tables: times and ratios, memory, loads and battery, targets."""
+    lines = [
         "",
         "## Time (ms) and ratios to the floor",
         "",
@@ -160,7 +179,7 @@ def markdown(results: dict) -> str:
         "| all positions | ratio |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for e in results["entries"]:
+    for e in entries:
         a = {name: t["median"] for name, t in e["seconds"]["answer"].items()}
         s = {name: t["median"] for name, t in e["seconds"]["all_positions"].items()}
         lines.append(
@@ -176,7 +195,7 @@ def markdown(results: dict) -> str:
         "| of which normalised rows | one layer's logits | logits held / layer |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for e in results["entries"]:
+    for e in entries:
         m = e["memory"] or {}
         lines.append(
             f"| {e['model']} | {e['tokens']} | {_mb(m.get('weights_bytes'))} | {_mb(m.get('answer_sweep_peak_bytes'))} "
@@ -184,17 +203,16 @@ def markdown(results: dict) -> str:
             f"| {_mb(m.get('all_positions_decode_peak_bytes'))} | {_mb(m.get('normalised_rows_bytes'))} "
             f"| {_mb(m.get('one_layer_logits_bytes'))} | {_x(e['all_positions_logits_over_layer_logits'])} |"
         )
-    lines += _loads_and_battery(results["entries"])
+    lines += _loads_and_battery(entries)
     lines += ["", "## Targets", "", "| model | tokens | target | limit | value | verdict |"]
     lines.append("|---|---|---|---|---|---|")
-    for e in results["entries"]:
+    for e in entries:
         for name, check in e["targets"].items():
             lines.append(
                 f"| {e['model']} | {e['tokens']} | {name} | {check['comparison']} {check['limit']} "
                 f"| {_x(check['value'])} | {_verdict(check)} |"
             )
-    lines += ["", "## Methods", ""] + [f"- {line}" for line in results["methods"]]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _loads_and_battery(entries: list[dict]) -> list[str]:

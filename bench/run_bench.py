@@ -1,10 +1,14 @@
-"""Benchmark experiment 001 against the floors set by the hardware (``make bench``).
+"""Benchmark experiments 001 and 002 against the floors set by the hardware (``make bench``).
 
-For each model and prompt length, in one process: the plain forward pass and
+For each model and prompt length, in one process. 001: the plain forward pass and
 the unembedding matmuls (the floors), 001's answer-position sweep and its
 all-position records, their peak memory, the load times, and the fact battery
-batched against one prompt at a time. Results go to ``bench/results/latest.json``
-(one entry per model and length, with every ratio and target check) and
+batched against one prompt at a time. 002 (``bench/attribution.py``): one
+prompt's analysis at the answer position against an eager-attention forward plus
+the per-head output products, its peak memory, and 002's battery batched against
+one prompt at a time. Results go to
+``bench/results/latest.json`` (``entries`` for 001, ``attribution_entries`` for
+002: one per model and length, with every ratio and target check) and
 ``latest.md``. Run ``python bench/run_bench.py --help`` for the flags.
 """
 
@@ -19,7 +23,8 @@ from pathlib import Path
 
 import torch
 
-from bench import memory, report
+from bench import attribution_report, memory, report
+from bench.attribution import AttributionWorkloads, attribution_battery_cases
 from bench.battery import battery_cases
 from bench.loads import LoadBench
 from bench.timing import interleaved
@@ -54,7 +59,21 @@ METHODS = [
     "(model and tokenizer) plus one read of every weight, since transformers maps safetensors lazily; "
     "plain_lazy = from_pretrained of the weights alone",
     "battery: 001's run_fact_battery on the first facts of 'capitals', batched vs batch_size=1",
+    "002, one group of rounds per model and length, interleaved as above: the floor is eager_forward (the "
+    "model under eager attention, logits for the last position, no hooks: the eager kernel computes every "
+    "layer's pattern, which SDPA never materialises, and keeps none) + head_products (every head's z at the "
+    "answer position times its W_O slice: one bmm over all layers and heads in the model's dtype, z and W_O "
+    "laid out beforehand); the case is measure_batch(lens=None) on one prompt (the bench prompt, subject "
+    "'Germany', foil the model's top wrong token, chosen in the pass); extras: eager_forward_attentions (the "
+    "same forward with output_attentions=True, returning and so keeping every [H, T, T] pattern), pattern_pass "
+    "(run_with_cache reading only the pattern points at the last position) and analysis_with_lens "
+    "(measure_batch with the norm lens); 'lens extra' is the per-round median of analysis_with_lens - analysis",
+    "002 memory: peak of measure_batch(lens=None) on the prompt; the peaks of the floor's forward and of "
+    "the forward returning every pattern are given for contrast",
+    "002 battery: measure_items with the norm lens (as 002's run calls it; no ablation) on the first facts of "
+    "'capitals' that have a scorable answer, batch_size=16 vs batch_size=1",
 ]
+EXPERIMENTS = ("001", "002")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,16 +83,25 @@ def build_parser() -> argparse.ArgumentParser:
                         help="bundled aliases, folders or .gguf files (default: both bundled models)")
     parser.add_argument("--lengths", nargs="+", type=int, default=[16, 512], metavar="N",
                         help="prompt lengths in tokens (default: 16 512)")
+    parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS), choices=EXPERIMENTS,
+                        metavar="EXP",
+                        help="which experiments to benchmark: 001 (lens sweeps, loads, 001's battery) and/or "
+                             "002 (attention and attribution at the answer position, 002's battery); "
+                             "default both")
     parser.add_argument("--repeats", type=int, default=5,
-                        help="timed rounds of the all-position cases, the loads and the battery (default 5)")
+                        help="timed rounds of the all-position cases, the loads and the batteries (default 5)")
     parser.add_argument("--answer-repeats", type=int, default=15,
                         help="timed rounds of the answer-sweep cases, cheap enough for more (default 15)")
+    parser.add_argument("--attribution-repeats", type=int, default=9,
+                        help="timed rounds of 002's one-prompt cases (default 9)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     parser.add_argument("--cold-repeats", type=int, default=1,
                         help="GGUF cold loads per model (default 1: Gemma's costs ~40 s)")
-    parser.add_argument("--battery-facts", type=int, default=40, help="facts of the battery (default 40)")
-    parser.add_argument("--skip-loads", action="store_true", help="do not measure load times")
-    parser.add_argument("--skip-battery", action="store_true", help="do not measure the fact battery")
+    parser.add_argument("--battery-facts", type=int, default=40,
+                        help="facts of each battery, 001's and 002's (default 40)")
+    parser.add_argument("--skip-loads", action="store_true",
+                        help="do not measure load times (measured only with 001)")
+    parser.add_argument("--skip-battery", action="store_true", help="do not measure the fact batteries")
     parser.add_argument("--skip-memory", action="store_true", help="do not measure peak memory")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="where the models run (default auto: where 001 would run them)")
@@ -112,20 +140,34 @@ def _memory(work: Workloads, device: str) -> dict:
     }
 
 
-def _battery(loaded: LoadedModel, work: Workloads, args: argparse.Namespace, label: str) -> dict:
-    cases, info = battery_cases(loaded, work.lens, args.battery_facts)
+def _attribution_memory(work: AttributionWorkloads, device: str) -> dict:
+    """Peak bytes of 002's one-prompt analysis and of its floor's forward, in untimed runs."""
+    return {
+        "weights_bytes": memory.weights_bytes(work.model),
+        "analysis_peak_bytes": memory.peak_bytes(work.analysis, device),
+        "analysis_with_lens_peak_bytes": memory.peak_bytes(work.analysis_with_lens, device),
+        "eager_forward_peak_bytes": memory.peak_bytes(work.eager_forward, device),
+        "eager_forward_attentions_peak_bytes": memory.peak_bytes(work.eager_forward_attentions, device),
+        "pattern_stack_bytes": work.pattern_stack_bytes,
+        "method": memory.METHODS["cpu" if device == "cpu" else device.split(":")[0]],
+    }
+
+
+def _battery(cases_and_info: tuple[dict, dict], loaded: LoadedModel, args: argparse.Namespace, label: str) -> dict:
+    """Time a battery's two cases (batched, one at a time) and their speedup."""
+    cases, info = cases_and_info
     timings = interleaved(cases, args.repeats, loaded.plan.device, args.warmup, _progress(f"{label} battery"))
     batched, single = timings["battery_batched"], timings["battery_one_at_a_time"]
     speedup = report.round_ratio(timings, "battery_one_at_a_time", ("battery_batched",))
     return {**info, "batched": batched.as_dict(), "one_at_a_time": single.as_dict(), "speedup": speedup}
 
 
-def bench_model(model: str, args: argparse.Namespace) -> list[dict]:
-    """Every measurement of one model; one entry per prompt length."""
+def bench_model(model: str, args: argparse.Namespace) -> dict[str, list[dict]]:
+    """Every measurement of one model: experiment -> one entry per prompt length."""
     loads_bench = LoadBench(model, args.device)
     try:
         loads = None
-        if not args.skip_loads:
+        if not args.skip_loads and "001" in args.experiments:
             loads = loads_bench.measure(args.repeats, args.cold_repeats, _progress(f"{model} loads"))
         loaded = loads_bench.load()
         try:
@@ -136,18 +178,28 @@ def bench_model(model: str, args: argparse.Namespace) -> list[dict]:
         loads_bench.cleanup()
 
 
-def _bench_loaded(model: str, loaded: LoadedModel, loads: dict | None, args: argparse.Namespace) -> list[dict]:
+def _bench_loaded(
+    model: str, loaded: LoadedModel, loads: dict | None, args: argparse.Namespace
+) -> dict[str, list[dict]]:
     context = model_context_length(loaded.model.config)
     too_long = [n for n in args.lengths if context is not None and n > context]
     if too_long:
         raise PromptError(f"{model} reads at most {context} tokens; drop --lengths {' '.join(map(str, too_long))}")
+    return {
+        "001": _bench_001(model, loaded, loads, args) if "001" in args.experiments else [],
+        "002": _bench_002(model, loaded, args) if "002" in args.experiments else [],
+    }
+
+
+def _bench_001(model: str, loaded: LoadedModel, loads: dict | None, args: argparse.Namespace) -> list[dict]:
+    """001's entries of one model, one per prompt length."""
     battery = None
     entries = []
     for n_tokens in args.lengths:
         label = f"{model} {n_tokens} tokens"
         work = Workloads(loaded, n_tokens)
         if battery is None and not args.skip_battery:
-            battery = _battery(loaded, work, args, model)
+            battery = _battery(battery_cases(loaded, work.lens, args.battery_facts), loaded, args, model)
         device = loaded.plan.device
         timings = {
             "answer": interleaved(work.answer_cases(), args.answer_repeats, device, args.warmup,
@@ -163,33 +215,60 @@ def _bench_loaded(model: str, loaded: LoadedModel, loads: dict | None, args: arg
     return entries
 
 
+def _bench_002(model: str, loaded: LoadedModel, args: argparse.Namespace) -> list[dict]:
+    """002's entries of one model, one per prompt length."""
+    battery = None
+    entries = []
+    device = loaded.plan.device
+    for n_tokens in args.lengths:
+        work = AttributionWorkloads(loaded, n_tokens)
+        if battery is None and not args.skip_battery:
+            cases = attribution_battery_cases(loaded, work.lens, args.battery_facts)
+            battery = _battery(cases, loaded, args, f"{model} 002")
+        timings = interleaved(work.cases(), args.attribution_repeats, device, args.warmup,
+                              _progress(f"{model} {n_tokens} tokens, 002 one prompt"))
+        peaks = None if args.skip_memory else _attribution_memory(work, device)
+        shape = {"n_layers": work.parts.n_layers, "n_heads": work.parts.n_heads, "d_model": work.parts.d_model,
+                 "device": device, "dtype": loaded.plan.dtype}
+        entries.append(attribution_report.entry(model, n_tokens, shape, timings, peaks, battery))
+        del work
+    return entries
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and write its tables; returns 0."""
     args = build_parser().parse_args(argv)
-    if min(args.repeats, args.answer_repeats, args.cold_repeats) < 1 or args.warmup < 0:
-        raise PromptError("--repeats, --answer-repeats and --cold-repeats must be at least 1, --warmup at least 0")
+    if min(args.repeats, args.answer_repeats, args.attribution_repeats, args.cold_repeats) < 1 or args.warmup < 0:
+        raise PromptError("--repeats, --answer-repeats, --attribution-repeats and --cold-repeats must be at least 1, "
+                          "--warmup at least 0")
     set_deterministic()
     started = time.time()
     machine = {
         "platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(), "device": args.device, "load_before": _load_average(),
     }
-    entries = [entry for model in args.models for entry in bench_model(model, args)]
+    by_model = [bench_model(model, args) for model in args.models]
+    entries = [entry for found in by_model for entry in found["001"]]
+    attribution_entries = [entry for found in by_model for entry in found["002"]]
     machine["load_after"] = _load_average()
-    machine["device"] = ", ".join(sorted({f"{e['device']} ({e['dtype']})" for e in entries})) or args.device
+    devices = {f"{e['device']} ({e['dtype']})" for e in entries + attribution_entries}
+    machine["device"] = ", ".join(sorted(devices)) or args.device
     results = {
-        "schema_version": 2,
+        "schema_version": 3,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1),
         "machine": machine,
-        "settings": {"models": args.models, "lengths": args.lengths, "repeats": args.repeats,
-                     "answer_repeats": args.answer_repeats,
+        "settings": {"models": args.models, "experiments": args.experiments, "lengths": args.lengths,
+                     "repeats": args.repeats, "answer_repeats": args.answer_repeats,
+                     "attribution_repeats": args.attribution_repeats,
                      "warmup": args.warmup, "cold_repeats": args.cold_repeats,
                      "battery_facts": args.battery_facts},
         "methods": METHODS,
         "entries": entries,
+        "attribution_entries": attribution_entries,
     }
-    json_path, md_path = report.write_results(results, args.out)
+    extra = attribution_report.markdown_lines(attribution_entries)
+    json_path, md_path = report.write_results(results, args.out, extra)
     print(md_path.read_text(encoding="utf-8"))
     print(f"results: {json_path} and {md_path}", file=sys.stderr)
     return 0

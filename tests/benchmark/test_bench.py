@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from bench import attribution_report
 from bench.memory import peak_bytes, weights_bytes
 from bench.report import TARGETS, check_targets, round_ratio
 from bench.timing import Timing, interleaved
@@ -30,7 +31,8 @@ def bench_run(tiny_checkpoints, tmp_path_factory: pytest.TempPathFactory) -> Pat
     folder = tiny_checkpoints("gemma3")
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run_bench.py"), "--models", str(folder), "--lengths", "8", "24",
-         "--repeats", "1", "--answer-repeats", "1", "--battery-facts", "5", "--device", "cpu", "--out", str(out)],
+         "--repeats", "1", "--answer-repeats", "1", "--attribution-repeats", "1", "--battery-facts", "5",
+         "--device", "cpu", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stderr
@@ -83,11 +85,37 @@ def test_latest_json_has_one_entry_per_model_and_length(bench_run: Path, tiny_ch
 
 
 @pytest.mark.slow
+def test_latest_json_has_one_attribution_entry_per_model_and_length(bench_run: Path) -> None:
+    results = json.loads((bench_run / "latest.json").read_text(encoding="utf-8"))
+    entries = results["attribution_entries"]
+    assert [e["tokens"] for e in entries] == [8, 24]
+    for entry in entries:
+        assert set(entry["targets"]) == set(attribution_report.TARGETS)
+        assert all(check["met"] in (True, False) for check in entry["targets"].values())
+        # One repeat: the ratio is the one round's analysis over its floor.
+        seconds = {name: t["samples"][0] for name, t in entry["seconds"].items()}
+        floor = seconds["eager_forward"] + seconds["head_products"]
+        assert entry["ratio_analysis"] == pytest.approx(
+            seconds["analysis"] / floor, rel=_rounded_ratio_tol(seconds["analysis"], floor, 2)
+        )
+        memory = entry["memory"]
+        assert memory["pattern_stack_bytes"] == entry["n_layers"] * entry["n_heads"] * entry["tokens"] ** 2 * 4
+        assert entry["analysis_mem_over_weights_frac"] == pytest.approx(
+            memory["analysis_peak_bytes"] / memory["weights_bytes"]
+        )
+        assert entry["battery"]["n_facts"] == 5
+    assert results["settings"]["experiments"] == ["001", "002"]
+
+
+@pytest.mark.slow
 def test_markdown_table_lists_every_entry_and_target(bench_run: Path) -> None:
     table = (bench_run / "latest.md").read_text(encoding="utf-8")
     assert "## Time (ms) and ratios to the floor" in table
     assert "## Targets" in table
     for name in TARGETS:
+        assert table.count(f"| {name} |") == 2
+    assert "## Experiment 002: targets" in table
+    for name in attribution_report.TARGETS:
         assert table.count(f"| {name} |") == 2
     assert len(list(bench_run.glob("bench-*.json"))) == 1
 
@@ -96,6 +124,22 @@ def test_round_ratio_is_the_median_of_per_round_ratios() -> None:
     timings = {"case": Timing((2.0, 9.0, 3.0)), "a": Timing((1.0, 1.0, 1.0)), "b": Timing((1.0, 2.0, 2.0))}
     # Per round: 2/2, 9/3, 3/3, so the median is 1.0; the ratio of the medians would be 3/2.
     assert round_ratio(timings, "case", ("a", "b")) == pytest.approx(1.0)
+
+
+def test_attribution_ratios_and_lens_extra_are_medians_of_rounds() -> None:
+    timings = {
+        "eager_forward": Timing((1.0, 2.0, 1.0)), "head_products": Timing((0.0, 0.0, 0.0)),
+        "eager_forward_attentions": Timing((1.0, 2.0, 1.0)), "pattern_pass": Timing((1.0, 2.0, 1.0)),
+        "analysis": Timing((1.2, 2.2, 1.1)), "analysis_with_lens": Timing((1.5, 2.3, 1.4)),
+    }
+    entry = attribution_report.entry("m", 16, {}, timings, None, None)
+    # Per round 1.2, 1.1, 1.1: median 1.1 (the ratio of the medians would be 1.2).
+    assert entry["ratio_analysis"] == pytest.approx(1.1)
+    # The lens adds 0.3, 0.1, 0.3 s, i.e. 0.3, 0.05, 0.3 floors.
+    assert entry["lens_extra"]["seconds"] == pytest.approx(0.3)
+    assert entry["lens_extra"]["over_floor"] == pytest.approx(0.3)
+    assert entry["targets"]["ratio_analysis"]["met"] is True
+    assert entry["targets"]["analysis_mem_over_weights_frac"]["met"] is None
 
 
 def test_target_checks_compare_in_the_right_direction() -> None:
