@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from layers_core.lens.lens import LENS_MODES
-from layers_core.runs.arguments import ArgumentParser, add_model_arguments, models_epilog
-from layers_core.runs.model_loop import LoadOptions
+from layers_core.runs.arguments import CommonOptions, common_options, experiment_parser
 from layers_core.runs.prompt_arguments import PromptChoice, add_prompt_arguments, prompt_choice
 
 DESCRIPTION = """\
@@ -35,26 +33,17 @@ examples:
 class RunOptions:
     """Everything a run needs, parsed and checked."""
 
-    models: tuple[str, ...]
+    common: CommonOptions
     prompts: PromptChoice
     chat: bool
     lens_mode: str
     fp32_unembed: bool
     check_device: bool
-    load: LoadOptions
-    out: Path | None
-    reports: bool
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser; ``--help`` prints every flag with its meaning."""
-    parser = ArgumentParser(
-        prog="run.py",
-        description=DESCRIPTION,
-        epilog=models_epilog() + "\n\n" + EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_model_arguments(parser)
+    parser = experiment_parser(DESCRIPTION, EXAMPLES)
     add_prompt_arguments(parser)
     parser.add_argument(
         "--chat", action="store_true",
@@ -76,10 +65,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="also run the main prompt on the cpu in float32 and report how far the GPU's output is "
         "from it (KL in bits): shows whether MPS can be trusted for this model",
     )
-    parser.add_argument(
-        "--no-reports", action="store_false", dest="reports",
-        help="write only the JSON/CSV artefacts, not the plots and markdown reports",
-    )
     return parser
 
 
@@ -88,8 +73,6 @@ def parse_options(argv: Sequence[str] | None) -> RunOptions:
     parser = build_parser()
     args = parser.parse_args(argv)
     return RunOptions(
-        models=tuple(args.models), prompts=prompt_choice(parser, args), chat=args.chat,
+        common=common_options(args), prompts=prompt_choice(parser, args), chat=args.chat,
         lens_mode=args.lens_mode, fp32_unembed=args.fp32_unembed, check_device=args.check_device,
-        load=LoadOptions(device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code),
-        out=args.out, reports=args.reports,
     )

@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from layers_core.runs.arguments import ArgumentParser, add_model_arguments, models_epilog
-from layers_core.runs.model_loop import LoadOptions
+from layers_core.runs.arguments import CommonOptions, common_options, experiment_parser
 from layers_core.runs.prompt_arguments import PromptChoice, add_prompt_arguments, prompt_choice
 
 DESCRIPTION = """\
@@ -37,32 +35,19 @@ examples:
 class RunOptions:
     """Everything a run needs, parsed and checked."""
 
-    models: tuple[str, ...]
+    common: CommonOptions
     prompts: PromptChoice
     ablation: bool
-    load: LoadOptions
-    out: Path | None
-    reports: bool
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser; ``--help`` prints every flag with its meaning."""
-    parser = ArgumentParser(
-        prog="run.py",
-        description=DESCRIPTION,
-        epilog=models_epilog() + "\n\n" + EXAMPLES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    add_model_arguments(parser)
+    parser = experiment_parser(DESCRIPTION, EXAMPLES)
     add_prompt_arguments(parser, subject_and_foil=True)
     parser.add_argument(
         "--no-ablation", action="store_false", dest="ablation",
         help="skip the causal check (mean-ablating the top 1, 3, 5, 10 heads and random heads; "
         "about a third of the run's time)",
-    )
-    parser.add_argument(
-        "--no-reports", action="store_false", dest="reports",
-        help="write only the JSON/CSV artefacts, not the plots and markdown reports",
     )
     return parser
 
@@ -72,7 +57,5 @@ def parse_options(argv: Sequence[str] | None) -> RunOptions:
     parser = build_parser()
     args = parser.parse_args(argv)
     return RunOptions(
-        models=tuple(args.models), prompts=prompt_choice(parser, args), ablation=args.ablation,
-        load=LoadOptions(device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code),
-        out=args.out, reports=args.reports,
+        common=common_options(args), prompts=prompt_choice(parser, args), ablation=args.ablation,
     )

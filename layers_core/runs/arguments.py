@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -49,6 +50,52 @@ def dtype_argument(text: str) -> str:
         return normalise_dtype(text)
     except DeviceError as err:
         raise argparse.ArgumentTypeError(err.message) from err
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    """How every model of a run is loaded (from ``add_model_arguments``' flags)."""
+
+    device: str = "auto"
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+
+
+@dataclass(frozen=True)
+class CommonOptions:
+    """The flags every run-folder experiment shares, parsed: which models, how to load them, where results go."""
+
+    models: tuple[str, ...]
+    load: LoadOptions
+    out: Path | None
+    reports: bool
+
+
+def experiment_parser(description: str, examples: str) -> ArgumentParser:
+    """An experiment's parser with ``add_model_arguments`` and ``--no-reports``; it adds its own flags after.
+
+    Args:
+        description: What the experiment does (``--help``'s first paragraph).
+        examples: Example command lines, shown after the explanation of model names.
+    """
+    parser = ArgumentParser(
+        prog="run.py", description=description, epilog=models_epilog() + "\n\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_model_arguments(parser)
+    parser.add_argument(
+        "--no-reports", action="store_false", dest="reports",
+        help="write only the JSON/CSV artefacts, not the plots and markdown reports",
+    )
+    return parser
+
+
+def common_options(args: argparse.Namespace) -> CommonOptions:
+    """The shared flags of a parser built by ``experiment_parser``."""
+    return CommonOptions(
+        models=tuple(args.models), out=args.out, reports=args.reports,
+        load=LoadOptions(device=args.device, dtype=args.dtype, trust_remote_code=args.trust_remote_code),
+    )
 
 
 def add_model_arguments(

@@ -29,6 +29,7 @@ from layers_core.models.loading import LoadedModel, free_model, load_model
 from layers_core.models.model_spec import ModelSpec, parse_model_spec
 from layers_core.paths import REPO_ROOT
 from layers_core.runs import artefacts
+from layers_core.runs.arguments import LoadOptions
 from layers_core.runs.provenance import run_provenance
 from layers_core.runs.reproducibility import SEED, determinism_settings
 
@@ -41,15 +42,6 @@ class ModelTarget:
 
     spec: ModelSpec
     name: str
-
-
-@dataclass(frozen=True)
-class LoadOptions:
-    """How every model of a run is loaded (from ``add_model_arguments``' flags)."""
-
-    device: str = "auto"
-    dtype: str = "auto"
-    trust_remote_code: bool = False
 
 
 @dataclass
