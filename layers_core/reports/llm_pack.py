@@ -159,3 +159,4 @@ def write_pack(run_dir: Path, subject: str, title: str, template: str, sources: 
     path = llm_prompt_path(run_dir, subject)
     path.write_text(assemble(title, template, sources, answer_usage(subject), levels), encoding="utf-8")
     return path
+

@@ -346,7 +346,7 @@ def test_llm_prompt_trims_to_the_budget_and_says_what(run_dir: Path, tmp_path: P
     copy = shutil.copytree(run_dir, tmp_path / "copy")
     model = next(m for m in read_lens_run(copy).models if m.name == "alpha-30l")
     monkeypatch.setattr(llm_pack, "CHAR_BUDGET", 50_000)
-    text = llm_prompts.write_model_prompt(model, copy).read_text(encoding="utf-8")
+    text = llm_prompts.PACK.write_model(model, copy).read_text(encoding="utf-8")
     assert len(_body(text)) <= 50_000 and "Over budget" not in text
     assert "columns top2..top20 and p_top2..p_top20 removed (only top1 kept)" in text
     assert "facts.per_fact removed (7 entries" in text
@@ -354,16 +354,16 @@ def test_llm_prompt_trims_to_the_budget_and_says_what(run_dir: Path, tmp_path: P
     csv_header = _body(text).split("```csv\n", 1)[1].splitlines()[0]
     assert "top1" in csv_header and "top2" not in csv_header
     monkeypatch.setattr(llm_pack, "CHAR_BUDGET", 1_000)
-    assert "Over budget" in llm_prompts.write_model_prompt(model, copy).read_text(encoding="utf-8")
+    assert "Over budget" in llm_prompts.PACK.write_model(model, copy).read_text(encoding="utf-8")
 
 
 def test_meta_prompt_appears_once_llm_evaluations_are_saved(run_dir: Path, tmp_path: Path) -> None:
-    from layers_and_logits.reports.llm_prompts import write_meta
+    from layers_and_logits.reports.llm_prompts import PACK
 
     run = shutil.copytree(run_dir, tmp_path / "run")
-    assert write_meta(run) is None and not (run / "llm-prompt-meta.md").exists()
+    assert PACK.write_meta(run) is None and not (run / "llm-prompt-meta.md").exists()
     (run / "llm-evaluation-alpha-30l.md").write_text("Berlin appears at 75% depth.\n", encoding="utf-8")
-    meta = write_meta(run).read_text(encoding="utf-8")
+    meta = PACK.write_meta(run).read_text(encoding="utf-8")
     assert "Berlin appears at 75% depth." in meta
     assert "### evaluation-cross-model.md" in meta and "### evaluation-alpha-30l.md" in meta
     template = (TEMPLATES / "prompt-meta-evaluation.txt").read_text(encoding="utf-8")

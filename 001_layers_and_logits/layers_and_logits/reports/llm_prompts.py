@@ -14,16 +14,12 @@ from typing import Any
 from layers_and_logits.artefact_schema import PURE_NEXT_TOKEN
 from layers_and_logits.reports.run_artefacts import LensModel
 from layers_core.reports.csv_trim import keep_rows, keep_topk, max_topk
-from layers_core.reports.llm_pack import Source, TrimLevels, TrimStep, load_template, read_source, write_pack
-from layers_core.reports.meta_prompt import write_meta_prompt
+from layers_core.reports.llm_pack import Source, TrimLevels, TrimStep, read_source
+from layers_core.reports.prompt_pack import PromptPack
 from layers_core.runs.artefacts import artefact_path
 
 EXPERIMENT = "001_layers_and_logits"  # its templates are in prompts/001_layers_and_logits/
-SINGLE_TEMPLATE = "prompt-single-model-evaluation.txt"
-CROSS_TEMPLATE = "prompt-cross-model-evaluation.txt"
-META_TEMPLATE = "prompt-meta-evaluation.txt"
 INLINED_CSVS = (PURE_NEXT_TOKEN,)  # the records and facts CSVs are too long to paste
-CROSS_SUBJECT = "cross-model"
 
 
 def _file_name(name: str, kind: str) -> str:
@@ -89,22 +85,4 @@ def source_for(model: LensModel, run_dir: Path) -> Source:
     return read_source(model, run_dir, INLINED_CSVS)
 
 
-def write_model_prompt(model: LensModel, run_dir: Path) -> Path:
-    """Write ``llm-prompt-<name>.md`` for one ok model."""
-    return write_pack(run_dir, model.name, f"LLM prompt: single-model evaluation of {model.name}",
-                      load_template(EXPERIMENT, SINGLE_TEMPLATE), [source_for(model, run_dir)], TRIM_LEVELS)
-
-
-def write_cross_prompt(models: list[LensModel], run_dir: Path) -> Path | None:
-    """Write ``llm-prompt-cross-model.md`` for the ok models; None when there are none."""
-    if not models:
-        return None
-    names = ", ".join(m.name for m in models)
-    return write_pack(run_dir, CROSS_SUBJECT, f"LLM prompt: cross-model evaluation of {names}",
-                      load_template(EXPERIMENT, CROSS_TEMPLATE), [source_for(m, run_dir) for m in models],
-                      TRIM_LEVELS)
-
-
-def write_meta(run_dir: Path) -> Path | None:
-    """Write ``llm-prompt-meta.md`` once LLM evaluations are saved in the folder; None before."""
-    return write_meta_prompt(run_dir, load_template(EXPERIMENT, META_TEMPLATE))
+PACK = PromptPack(EXPERIMENT, source_for, TRIM_LEVELS)

@@ -8,9 +8,10 @@ from layers_and_logits.reports.cross_model import write_cross_model
 from layers_and_logits.reports.cross_model_plot import write_cross_model_plot
 from layers_and_logits.reports.evaluation_md import write_evaluation
 from layers_and_logits.reports.heatmap import write_heatmaps
-from layers_and_logits.reports.llm_prompts import write_cross_prompt, write_meta, write_model_prompt
+from layers_and_logits.reports.llm_prompts import PACK
 from layers_and_logits.reports.run_artefacts import LensModel, read_lens_run
 from layers_and_logits.reports.trajectory import write_trajectory
+from layers_core.reports.run_reports import write_run_reports
 
 
 def write_model_reports(model: LensModel, run_dir: Path) -> list[Path]:
@@ -19,7 +20,7 @@ def write_model_reports(model: LensModel, run_dir: Path) -> list[Path]:
         return [write_evaluation(model, run_dir, {})]
     plots = dict(zip(("heatmap", "heatmap-entropy"), write_heatmaps(model, run_dir), strict=False))
     plots.update(dict(zip(("trajectory",), write_trajectory(model, run_dir), strict=False)))
-    return [*plots.values(), write_evaluation(model, run_dir, plots), write_model_prompt(model, run_dir)]
+    return [*plots.values(), write_evaluation(model, run_dir, plots), PACK.write_model(model, run_dir)]
 
 
 def write_reports(run_dir: Path) -> list[Path]:
@@ -40,12 +41,4 @@ def write_reports(run_dir: Path) -> list[Path]:
         ReportInputError: the folder is missing, holds no output-*.json, or an artefact is damaged.
     """
     run = read_lens_run(Path(run_dir))
-    written: list[Path] = []
-    for model in run.models:
-        written += write_model_reports(model, run.run_dir)
-    plot = write_cross_model_plot(run.ok_models, run.run_dir)
-    written += plot
-    written.append(write_cross_model(run, plot[0] if plot else None))
-    cross_prompt = write_cross_prompt(run.ok_models, run.run_dir)
-    meta = write_meta(run.run_dir)
-    return written + [p for p in (cross_prompt, meta) if p is not None]
+    return write_run_reports(run, write_model_reports, write_cross_model_plot, write_cross_model, PACK)

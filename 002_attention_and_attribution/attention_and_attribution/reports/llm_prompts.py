@@ -15,15 +15,11 @@ from pathlib import Path
 from attention_and_attribution.artefact_schema import ABLATION, BATTERY_ROW, HEAD_SUMMARY, LAYERS
 from attention_and_attribution.reports.run_artefacts import AttributionModel, csv_name, json_name
 from layers_core.reports.csv_trim import keep_rows
-from layers_core.reports.llm_pack import Source, TrimLevels, TrimStep, load_template, read_source, write_pack
-from layers_core.reports.meta_prompt import write_meta_prompt
+from layers_core.reports.llm_pack import Source, TrimLevels, TrimStep, read_source
+from layers_core.reports.prompt_pack import PromptPack
 
 EXPERIMENT = "002_attention_and_attribution"  # its templates are in prompts/002_attention_and_attribution/
-SINGLE_TEMPLATE = "prompt-single-model-evaluation.txt"
-CROSS_TEMPLATE = "prompt-cross-model-evaluation.txt"
-META_TEMPLATE = "prompt-meta-evaluation.txt"
 INLINED_CSVS = (HEAD_SUMMARY, ABLATION, LAYERS)
-CROSS_SUBJECT = "cross-model"
 
 
 def drop_battery_facts(src: Source) -> tuple[Source, list[str]]:
@@ -70,22 +66,4 @@ def _records(table: tuple[list[str], list[list[str]]]) -> list[dict[str, str]]:
     return [dict(zip(table[0], row, strict=False)) for row in table[1]]
 
 
-def write_model_prompt(model: AttributionModel, run_dir: Path) -> Path:
-    """Write ``llm-prompt-<name>.md`` for one ok model."""
-    return write_pack(run_dir, model.name, f"LLM prompt: single-model evaluation of {model.name}",
-                      load_template(EXPERIMENT, SINGLE_TEMPLATE), [source_for(model, run_dir)], TRIM_LEVELS)
-
-
-def write_cross_prompt(models: list[AttributionModel], run_dir: Path) -> Path | None:
-    """Write ``llm-prompt-cross-model.md`` for the ok models; None when there are none."""
-    if not models:
-        return None
-    names = ", ".join(m.name for m in models)
-    return write_pack(run_dir, CROSS_SUBJECT, f"LLM prompt: cross-model evaluation of {names}",
-                      load_template(EXPERIMENT, CROSS_TEMPLATE), [source_for(m, run_dir) for m in models],
-                      TRIM_LEVELS)
-
-
-def write_meta(run_dir: Path) -> Path | None:
-    """Write ``llm-prompt-meta.md`` once LLM evaluations are saved in the folder; None before."""
-    return write_meta_prompt(run_dir, load_template(EXPERIMENT, META_TEMPLATE))
+PACK = PromptPack(EXPERIMENT, source_for, TRIM_LEVELS)

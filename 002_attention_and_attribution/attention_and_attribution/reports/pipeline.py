@@ -10,8 +10,9 @@ from attention_and_attribution.reports.cross_model_plot import write_cross_model
 from attention_and_attribution.reports.evaluation_md import write_evaluation
 from attention_and_attribution.reports.head_grid import write_head_grid
 from attention_and_attribution.reports.layers_plot import write_layers_plot
-from attention_and_attribution.reports.llm_prompts import write_cross_prompt, write_meta, write_model_prompt
+from attention_and_attribution.reports.llm_prompts import PACK
 from attention_and_attribution.reports.run_artefacts import AttributionModel, read_attribution_run
+from layers_core.reports.run_reports import write_run_reports
 
 
 def write_model_reports(model: AttributionModel, run_dir: Path) -> list[Path]:
@@ -21,7 +22,7 @@ def write_model_reports(model: AttributionModel, run_dir: Path) -> list[Path]:
     drawn = {"head-grid": write_head_grid(model, run_dir), "attention": write_attention_plot(model, run_dir),
              "layers": write_layers_plot(model, run_dir)}
     plots = {kind: path for kind, path in drawn.items() if path is not None}
-    return [*plots.values(), write_evaluation(model, run_dir, plots), write_model_prompt(model, run_dir)]
+    return [*plots.values(), write_evaluation(model, run_dir, plots), PACK.write_model(model, run_dir)]
 
 
 def write_reports(run_dir: Path) -> list[Path]:
@@ -44,11 +45,4 @@ def write_reports(run_dir: Path) -> list[Path]:
             missing, or of a newer schema_version.
     """
     run = read_attribution_run(Path(run_dir))
-    written: list[Path] = []
-    for model in run.models:
-        written += write_model_reports(model, run.run_dir)
-    plot = write_cross_model_plot(run.ok_models, run.run_dir)
-    written += plot
-    written.append(write_cross_model(run, plot[0] if plot else None))
-    extra = (write_cross_prompt(run.ok_models, run.run_dir), write_meta(run.run_dir))
-    return written + [p for p in extra if p is not None]
+    return write_run_reports(run, write_model_reports, write_cross_model_plot, write_cross_model, PACK)
