@@ -10,6 +10,7 @@ enough that a final-logit softcap really bites.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +18,8 @@ import torch
 import transformers
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
+
+from layers_core.models.architecture import ModelParts, model_parts
 
 TRAINING_TEXT = [
     "The capital of Germany is Berlin.",
@@ -177,6 +180,20 @@ def _build_extra(family: str) -> torch.nn.Module:
 def build_any(family: str) -> torch.nn.Module:
     """A perturbed random-weight model of any supported family (``FAMILIES + EXTRA_FAMILIES``)."""
     return build_model(family) if family in FAMILIES else _build_extra(family)
+
+
+@functools.cache
+def shared_tokenizer() -> PreTrainedTokenizerFast:
+    """One ``build_tokenizer()`` for the whole session (read-only: do not change it)."""
+    return build_tokenizer()
+
+
+@functools.cache
+def shared_model(family: str) -> tuple[torch.nn.Module, ModelParts]:
+    """One ``build_any(family)`` and its parts for the whole session (read-only: tests that change a model
+    build their own)."""
+    model = build_any(family)
+    return model, model_parts(model)
 
 
 ALL_FAMILIES: tuple[str, ...] = FAMILIES + EXTRA_FAMILIES

@@ -7,8 +7,6 @@ come from the same code path are compared exactly.
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 import torch
@@ -38,7 +36,7 @@ from attention_and_attribution.prompt_items import prepare_items
 from layers_core.errors import PromptError
 from layers_core.hooks.activations import run_with_cache
 from layers_core.lens.lens import Lens
-from layers_core.models.architecture import ModelParts, model_parts
+from layers_core.models.architecture import ModelParts
 from layers_core.prompts.prompt_battery import PromptCase
 from tests import tiny_models
 from tests.tolerances import fp32_tol
@@ -49,15 +47,8 @@ US = PromptCase("us", "The capital of the US is", "Washington", "fact")
 PAD_ID = 0
 
 
-@functools.cache
-def _tokenizer():
-    return tiny_models.build_tokenizer()
-
-
-@functools.cache
-def _model(family: str) -> tuple[nn.Module, ModelParts]:
-    model = tiny_models.build_any(family)
-    return model, model_parts(model)
+_tokenizer = tiny_models.shared_tokenizer
+_model = tiny_models.shared_model
 
 
 def _id(text: str) -> int:

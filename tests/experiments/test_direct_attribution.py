@@ -8,7 +8,6 @@ of ``d_model`` terms, one per summed row: ``fp32_tol`` of that. The issue's own 
 
 from __future__ import annotations
 
-import functools
 import math
 
 import pytest
@@ -42,16 +41,8 @@ FOILS = [" Paris", " Berlin", " Madrid"]
 BROKEN_FACTOR = 10.0
 
 
-@functools.cache
-def _tokenizer():
-    return tiny_models.build_tokenizer()
-
-
-@functools.cache
-def _model(family: str) -> tuple[nn.Module, ModelParts]:
-    """A shared read-only tiny model of ``family`` (tests that change a model build their own)."""
-    model = tiny_models.build_any(family)
-    return model, model_parts(model)
+_tokenizer = tiny_models.shared_tokenizer
+_model = tiny_models.shared_model
 
 
 def _ids(text: str = PROMPT) -> Tensor:
