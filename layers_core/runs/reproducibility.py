@@ -59,4 +59,6 @@ def determinism_settings() -> dict[str, object]:
         "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
         "cublas_workspace_config": os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
         "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        # The cpu splits float32 sums across threads: another thread count can change the last digits.
+        "cpu_threads": torch.get_num_threads(),
     }
