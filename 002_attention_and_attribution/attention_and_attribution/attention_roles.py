@@ -124,17 +124,16 @@ def attention_from_run(
     points = pattern_points(parts)
     pattern = run[points[0]]  # [B, H, 1, T]
     role_index = _role_index(roles, attention_mask, (pattern.shape[0], pattern.shape[-1]))
-    one_hot = _role_one_hot(role_index)
-    by_layer = []
+    # Every layer's answer rows at once: one copy to the cpu, one einsum, one transfer to lists.
+    rows = torch.stack([run[point][:, :, -1, :] for point in points], 1).to(device="cpu", dtype=torch.float64)
     for layer, point in enumerate(points):
-        rows = answer_rows(run, layer)  # [B, H, T]
-        _check_padding(rows, role_index, point)
-        masses = torch.einsum("bht,btr->bhr", rows, one_hot)
-        by_layer.append((layer, point, masses.tolist(), _entropy_bits(rows).tolist()))
+        _check_padding(rows[:, layer], role_index, point)
+    masses = torch.einsum("blht,btr->blhr", rows, _role_one_hot(role_index)).tolist()
+    entropy = _entropy_bits(rows).tolist()
     return [
-        _head_row(row, layer, head, point, masses[row][head], entropy[row][head])
+        _head_row(row, layer, head, point, masses[row][layer][head], entropy[row][layer][head])
         for row in range(len(roles))
-        for layer, point, masses, entropy in by_layer
+        for layer, point in enumerate(points)
         for head in range(parts.n_heads)
     ]
 

@@ -147,8 +147,11 @@ def _attention_rows(parts: ModelParts, layer: int, z: Tensor) -> tuple[Tensor, T
     inner = parts.block_parts[layer]
     work = work_dtype(z.device)
     batch, d_model = z.shape[0], parts.d_model
-    weight = inner.o_proj_weight().detach().to(work).reshape(d_model, parts.n_heads, parts.d_head)
-    heads = torch.einsum("bhe,dhe->bhd", z.to(work), weight)
+    # The products in the model's precision (float32 at least): converting W_O to float64 for every
+    # layer and call cost a fifth of one prompt's analysis; only the [B, H, d] result is widened.
+    product = z.dtype if z.dtype in (torch.float32, torch.float64) else torch.float32
+    weight = inner.o_proj_weight().detach().to(product).reshape(d_model, parts.n_heads, parts.d_head)
+    heads = torch.einsum("bhe,dhe->bhd", z.to(product), weight).to(work)
     o_bias = inner.o_proj_bias()
     bias = o_bias.detach().to(work).expand(batch, d_model) if o_bias is not None else None
     if inner.attn_post_norm is not None:
