@@ -81,6 +81,18 @@ def token_roles(
     return roles
 
 
+def subject_positions(
+    tokenizer: PreTrainedTokenizerBase, prompt: str, input_ids: Sequence[int], subject: str
+) -> list[int]:
+    """Every position whose token overlaps the subject (rule 3 above), position 0 and the last included.
+
+    Raises:
+        PromptError: ``subject`` is empty or not found in the prompt's tokens.
+    """
+    ids = [int(token_id) for token_id in input_ids]
+    return sorted(_subject_positions(tokenizer, prompt, ids, subject, _offsets(tokenizer, prompt, ids)))
+
+
 def special_ids(tokenizer: PreTrainedTokenizerBase) -> set[int]:
     """Ids of the tokenizer's special tokens (BOS, EOS, PAD, ...) and of its added tokens marked special."""
     found = {int(token_id) for token_id in tokenizer.all_special_ids if token_id is not None}
