@@ -18,13 +18,9 @@ from layers_and_logits.reports.run_artefacts import LensModel, LensRun
 from layers_core.lens.consistency import KL_LIMIT_BITS
 from layers_core.reports.formats import MISSING, fmt_depth, fmt_exact, fmt_milestone, fmt_text, fmt_token, fmt_yes_no
 from layers_core.reports.markdown import md_image, md_table
+from layers_core.reports.report_files import cross_model_path, not_included
 
 SAME_PROMPT_MILESTONE = "first_rank1"
-
-
-def cross_model_path(run_dir: Path) -> Path:
-    """Where the cross-model markdown goes."""
-    return run_dir / "evaluation-cross-model.md"
 
 
 def models_table(models: list[LensModel]) -> str:
@@ -47,14 +43,6 @@ def models_table(models: list[LensModel]) -> str:
                 f"(kl_bits >= {KL_LIMIT_BITS:g} or a different top-1): their per-layer numbers are suspect; "
                 "leave them out of any comparison.\n\n" + text)
     return text
-
-
-def not_included(models: list[LensModel]) -> str:
-    """One line per skipped or failed model, with its reason."""
-    if not models:
-        return "None: every model in this folder ran."
-    return "\n".join(f"- `{m.name}` ({fmt_text(m.status)}): {fmt_text(m.reason or 'no reason recorded')}"
-                     for m in models)
 
 
 def main_milestones_table(models: list[LensModel]) -> str:

@@ -23,22 +23,10 @@ from attention_and_attribution.reports.md_model import sum_check_passed
 from attention_and_attribution.reports.run_artefacts import AttributionModel, AttributionRun
 from layers_core.reports.formats import MISSING, fmt_depth, fmt_exact, fmt_int, fmt_text, fmt_token
 from layers_core.reports.markdown import md_image, md_table
+from layers_core.reports.report_files import cross_model_path, not_included
 
 ABLATION_K = 5
 TOP_N = 3
-
-
-def cross_model_path(run_dir: Path) -> Path:
-    """Where the cross-model markdown goes."""
-    return run_dir / "evaluation-cross-model.md"
-
-
-def not_included(models: list[AttributionModel]) -> str:
-    """One line per skipped or failed model, with its reason."""
-    if not models:
-        return "None: every model in this folder ran."
-    return "\n".join(f"- `{m.name}` ({fmt_text(m.status)}): {fmt_text(m.reason or 'no reason recorded')}"
-                     for m in models)
 
 
 def models_table(models: list[AttributionModel]) -> str:

@@ -16,6 +16,7 @@ from attention_and_attribution.reports.md_prompts import prompts_section
 from attention_and_attribution.reports.run_artefacts import AttributionModel
 from layers_core.reports.formats import fmt_text
 from layers_core.reports.markdown import md_image
+from layers_core.reports.report_files import evaluation_path
 
 PLOT_NOTES = {
     "head-grid": "Median DLA of every head (layer up, head across), red towards the answer, blue towards the foil; "
@@ -24,11 +25,6 @@ PLOT_NOTES = {
     "layers": "Per layer: attention and MLP DLA on the main prompt (bars; battery medians as markers when it ran), "
               "and the norm lens's p(answer) after each block.",
 }
-
-
-def evaluation_path(run_dir: Path, name: str) -> Path:
-    """Where the evaluation markdown of a model goes."""
-    return run_dir / f"evaluation-{name}.md"
 
 
 def plots_section(plots: dict[str, Path]) -> str:
