@@ -80,13 +80,13 @@ def ablate(
     pad_id: int, batch_size: int = BATCH_SIZE,
 ) -> list[Outcome]:
     """Each target's outcome with ``heads`` mean-ablated at the answer position (none: the clean run)."""
+    patches = [
+        Patch(f"blocks.{layer}.attn.hook_z", means[layer, head].to(torch.float32), positions=[-1], head=head)
+        for layer, head in heads
+    ]
     found: dict[int, Outcome] = {}
     for batch in length_batches([target.ids for target in targets], batch_size):
         input_ids, mask = left_padded([targets[i].ids for i in batch], pad_id)
-        patches = [
-            Patch(f"blocks.{layer}.attn.hook_z", means[layer, head].to(torch.float32), positions=[-1], head=head)
-            for layer, head in heads
-        ]
         run = run_with_patches(model, parts, input_ids, patches, attention_mask=mask, logits_at="last")
         logits = run.logits[:, -1].to(torch.float64)
         for row, index in enumerate(batch):

@@ -68,7 +68,7 @@ def _analyse(run: ModelRun, spec: PatchingAnalysis) -> Analysis:
     started = time.perf_counter()
     attribution, agreement = _attribution(run, full_sweeps)
     attribution_seconds = time.perf_counter() - started
-    battery = _write_tables(run, full_sweeps, cheap, attribution)
+    battery = _write_tables(run, full_sweeps, cheap, attribution, text)
 
     full_ids = [prepared.pair.pair_id for prepared in full]
     usable = {prepared.pair.pair_id for prepared, sweep in cheap if _resolvable(sweep)}
@@ -91,11 +91,10 @@ def _analyse(run: ModelRun, spec: PatchingAnalysis) -> Analysis:
 
 def _write_tables(
     run: ModelRun, full_sweeps: Sequence[tuple[PreparedPair, PairSweep]],
-    cheap: Sequence[tuple[PreparedPair, PairSweep]], attribution: list[dict[str, Any]],
+    cheap: Sequence[tuple[PreparedPair, PairSweep]], attribution: list[dict[str, Any]], text: TokenText,
 ) -> list[dict[str, Any]]:
     """Write the three CSVs; return the battery rows (the medians are taken from them)."""
     patching = [row.as_dict() for _, sweep in full_sweeps for row in sweep.rows]
-    text = TokenText(run.loaded.tokenizer)
     battery = [row for prepared, sweep in cheap for row in battery_rows(prepared.pair, sweep, text)]
     artefacts.write_csv(run.artefact(artefact_schema.PATCHING), patching, artefact_schema.patching_columns())
     artefacts.write_csv(run.artefact(artefact_schema.BATTERY), battery, artefact_schema.battery_columns())
