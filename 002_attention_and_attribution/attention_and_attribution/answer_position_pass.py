@@ -18,15 +18,15 @@ import torch
 from torch import Tensor, nn
 
 from attention_and_attribution.attention_roles import HeadAttention, answer_rows, attention_from_run, pattern_points
-from attention_and_attribution.direct_attribution import (
+from attention_and_attribution.foils import top_wrong_foil
+from attention_and_attribution.prompt_items import PromptItem
+from layers_core.attribution.direct_attribution import (
     Attribution,
     answer_direction,
     attribute_components,
     logit_diff_direction,
 )
-from attention_and_attribution.foils import top_wrong_foil
-from attention_and_attribution.prompt_items import PromptItem
-from attention_and_attribution.residual_components import answer_position_points, components_from_run
+from layers_core.attribution.residual_components import answer_position_points, components_from_run
 from layers_core.hooks.activations import ActivationRun, run_with_cache
 from layers_core.lens.layer_sweep import AnswerSweep, sweep_last_positions
 from layers_core.lens.lens import Lens

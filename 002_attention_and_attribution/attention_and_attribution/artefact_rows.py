@@ -10,9 +10,9 @@ import numpy as np
 from attention_and_attribution.answer_position_pass import Measured
 from attention_and_attribution.artefact_schema import ATTN_COLUMNS
 from attention_and_attribution.battery_summary import HeadArrays
-from attention_and_attribution.direct_attribution import Attribution
 from attention_and_attribution.prompt_items import PromptItem
 from layers_core import metrics
+from layers_core.attribution.direct_attribution import Attribution
 from layers_core.prompts.token_text import TokenText
 
 TOP_HEADS_LISTED = 5

@@ -15,7 +15,7 @@ import torch
 import transformers
 from torch import Tensor, nn
 
-from attention_and_attribution.direct_attribution import (
+from layers_core.attribution.direct_attribution import (
     Attribution,
     LogitDirection,
     answer_direction,
@@ -24,8 +24,8 @@ from attention_and_attribution.direct_attribution import (
     attribute_components,
     logit_diff_direction,
 )
-from attention_and_attribution.frozen_norm import FrozenNorm
-from attention_and_attribution.residual_components import decompose_answer_position
+from layers_core.attribution.frozen_norm import FrozenNorm
+from layers_core.attribution.residual_components import decompose_answer_position
 from layers_core.errors import UnsupportedArchitectureError
 from layers_core.hooks.activations import run_with_cache
 from layers_core.models.architecture import ModelParts, model_parts

@@ -41,8 +41,8 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
-from attention_and_attribution.frozen_norm import rounding_allowance
-from attention_and_attribution.residual_components import ResidualComponents, decompose_answer_position
+from layers_core.attribution.frozen_norm import rounding_allowance
+from layers_core.attribution.residual_components import ResidualComponents, decompose_answer_position
 from layers_core.errors import UnsupportedArchitectureError
 from layers_core.models.architecture import ModelParts
 

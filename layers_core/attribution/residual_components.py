@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from attention_and_attribution.frozen_norm import FrozenNorm, work_dtype
+from layers_core.attribution.frozen_norm import FrozenNorm, work_dtype
 from layers_core.hooks.activations import ActivationRun, run_with_cache
 from layers_core.models.architecture import ModelParts
 
