@@ -12,6 +12,10 @@ direction:
 Every row of a batch runs the base prompt; the base's writes apply to every row
 first, then each row's own writes (``patch_specs.batch_patches``), so one forward
 pass holds ``batch_size`` patched runs (``batch_memory.rows_per_batch`` chooses it).
+Given the base's own cache (``reuse``, which ``sweep_pair`` passes), a batch starts
+at the first block any of its runs patches: the blocks before it return the base's
+cached outputs (``layers_core.hooks.block_reuse``) instead of recomputing what every
+row of the batch would compute alike.
 The values written are the source's raw activations, never normalised. A run that
 patches nothing, or a site whose source value equals the base's, reproduces the
 base's logits; baseline and patched runs share one code path so that, with one
@@ -31,6 +35,7 @@ from activation_patching.metric import DIRECTIONS, Direction, Restoration, resto
 from activation_patching.pairs import PatchingPair
 from activation_patching.patch_specs import PatchSpec, batch_patches, hook_name, source_points, spec_depth
 from layers_core.hooks.activations import ActivationRun, Patch, run_with_patches
+from layers_core.hooks.block_reuse import block_output_points, reused_blocks
 from layers_core.models.architecture import ModelParts
 
 
@@ -87,26 +92,41 @@ def cache_side(model: nn.Module, parts: ModelParts, side: Side, points: Sequence
     return run_with_patches(model, parts, input_ids, side.patches, read=points, logits_at="last")
 
 
+def first_patched_block(runs: Sequence[Sequence[PatchSpec]], n_layers: int) -> int:
+    """The first block any of ``runs`` writes in or at (``n_layers`` when they write nothing but the final residual)."""
+    return min((spec.layer for run in runs for spec in run), default=n_layers)
+
+
 def patched_run(
     model: nn.Module, parts: ModelParts, base: Side, source: ActivationRun, runs: Sequence[Sequence[PatchSpec]],
-    read: Sequence[str] = (),
+    read: Sequence[str] = (), reuse: ActivationRun | None = None,
 ) -> ActivationRun:
-    """One forward pass: row k is ``base`` with run k's sites written from ``source`` (``read``: a cache too)."""
+    """One forward pass: row k is ``base`` with run k's sites written from ``source`` (``read``: a cache too).
+
+    With ``reuse`` (the base's own run, cached with ``block_output_points``) and nothing to ``read``, the
+    blocks before the first patched one return its outputs instead of running.
+    """
     input_ids = torch.tensor([base.input_ids] * len(runs), dtype=torch.long)
     patches = [*base.patches, *batch_patches(runs, source, parts.n_layers)]
-    return run_with_patches(model, parts, input_ids, patches, read=read, logits_at="last")
+    start = first_patched_block(runs, parts.n_layers) if reuse is not None and not read else 0
+    outputs = [] if reuse is None else [reuse[point] for point in block_output_points(parts)[:start]]
+    with reused_blocks(parts, outputs, start, len(runs)):
+        return run_with_patches(model, parts, input_ids, patches, read=read, logits_at="last")
 
 
 def restorations(
     model: nn.Module, parts: ModelParts, base: Side, source: ActivationRun, runs: Sequence[Sequence[PatchSpec]],
-    metric: Restoration, batch_size: int,
+    metric: Restoration, batch_size: int, reuse: ActivationRun | None = None,
 ) -> list[float]:
-    """The restoration of every patched run, ``batch_size`` runs per forward pass, in the order of ``runs``."""
+    """The restoration of every patched run, ``batch_size`` runs per forward pass, in the order of ``runs``.
+
+    ``reuse``: the base's own cached run, to start each batch at its first patched block (``patched_run``).
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     found: list[float] = []
     for start in range(0, len(runs), batch_size):
-        run = patched_run(model, parts, base, source, runs[start:start + batch_size])
+        run = patched_run(model, parts, base, source, runs[start:start + batch_size], reuse=reuse)
         found += metric(run.logits[:, -1]).tolist()
     return found
 
@@ -118,15 +138,16 @@ def sweep_pair(
 ) -> PairSweep:
     """Patch every site of ``specs`` alone, in each direction; rows in direction, then ``specs`` order."""
     clean, corrupt = pair_sides(pair, corrupt_patches)
-    points = source_points(specs, parts.n_layers)
+    points = [*source_points(specs, parts.n_layers), *block_output_points(parts)]
     caches = {"clean": cache_side(model, parts, clean, points), "corrupt": cache_side(model, parts, corrupt, points)}
     metric = restoration_metric(
         caches["clean"].logits[0, -1], caches["corrupt"].logits[0, -1], pair.answer_id, pair.corrupt_answer_id
     )
     rows: list[PatchingRow] = []
     for direction in directions:
-        base, source = (corrupt, caches["clean"]) if direction == "denoise" else (clean, caches["corrupt"])
-        values = restorations(model, parts, base, source, [(spec,) for spec in specs], metric, batch_size)
+        base, source, reuse = ((corrupt, caches["clean"], caches["corrupt"]) if direction == "denoise"
+                               else (clean, caches["corrupt"], caches["clean"]))
+        values = restorations(model, parts, base, source, [(spec,) for spec in specs], metric, batch_size, reuse)
         rows += [
             _row(pair, direction, spec, value, parts.n_layers, token_text)
             for spec, value in zip(specs, values, strict=True)

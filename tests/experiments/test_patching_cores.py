@@ -21,9 +21,18 @@ from activation_patching.metric import Restoration, logit_diff, restoration_metr
 from activation_patching.noise import NOISE_POINT, embedding_std, noise_patch, subject_noise
 from activation_patching.pairs import PatchingPair, battery_pairs, custom_pair, noise_target, unpaired_facts
 from activation_patching.patch_specs import PatchSpec, hook_name, source_points, sweep_specs
-from activation_patching.sweeps import Side, cache_side, pair_sides, patched_run, restorations, sweep_pair
+from activation_patching.sweeps import (
+    Side,
+    cache_side,
+    first_patched_block,
+    pair_sides,
+    patched_run,
+    restorations,
+    sweep_pair,
+)
 from layers_core.errors import PromptError
 from layers_core.hooks.activations import ActivationRun, Patch
+from layers_core.hooks.block_reuse import block_output_points
 from layers_core.models.architecture import ModelParts, model_parts
 from layers_core.prompts.answer_alignment import align_answer
 from layers_core.prompts.prompt_battery import PromptCase, load_fact_battery
@@ -53,7 +62,7 @@ def _setup(family: str, pair: PatchingPair | None = None) -> tuple[torch.nn.Modu
     model, parts = _model(family)
     pair = pair or _pair()
     clean, corrupt = pair_sides(pair)
-    points = source_points(sweep_specs(parts, len(pair.clean_ids)), parts.n_layers)
+    points = [*source_points(sweep_specs(parts, len(pair.clean_ids)), parts.n_layers), *block_output_points(parts)]
     caches = {"clean": cache_side(model, parts, clean, points), "corrupt": cache_side(model, parts, corrupt, points)}
     metric = restoration_metric(
         caches["clean"].logits[0, -1], caches["corrupt"].logits[0, -1], pair.answer_id, pair.corrupt_answer_id
@@ -62,9 +71,9 @@ def _setup(family: str, pair: PatchingPair | None = None) -> tuple[torch.nn.Modu
 
 
 def _alone(model: torch.nn.Module, parts: ModelParts, base: Side, source: ActivationRun,
-           run: Sequence[PatchSpec], metric: Restoration) -> float:
-    """One patched run, alone in its forward pass."""
-    return restorations(model, parts, base, source, [tuple(run)], metric, batch_size=1)[0]
+           run: Sequence[PatchSpec], metric: Restoration, reuse: ActivationRun | None = None) -> float:
+    """One patched run, alone in its forward pass (starting at its first patched block given ``reuse``)."""
+    return restorations(model, parts, base, source, [tuple(run)], metric, batch_size=1, reuse=reuse)[0]
 
 
 def _assert_exact(value: float, want: float, what: str) -> None:
@@ -78,14 +87,18 @@ def _check_exactness(family: str) -> None:
     assert abs(metric.clean_diff - metric.corrupt_diff) > 1e-3, "the pair must separate the two runs"
     every_first = [PatchSpec("resid_pre", 0, None, p) for p in range(seq_len)]
     final_answer = [PatchSpec("resid_pre", last, None, seq_len - 1)]
-    for base, source, nothing, patched in ((corrupt, caches["clean"], 0.0, 1.0), (clean, caches["corrupt"], 1.0, 0.0)):
-        _assert_exact(_alone(model, parts, base, source, [], metric), nothing, f"{family}: patching nothing")
-        _assert_exact(_alone(model, parts, base, source, every_first, metric), patched,
-                      f"{family}: the first layer's residual at every position")
-        _assert_exact(_alone(model, parts, base, source, [PatchSpec("resid_pre", 0)], metric), patched,
-                      f"{family}: the first layer's residual, all positions in one spec")
-        _assert_exact(_alone(model, parts, base, source, final_answer, metric), patched,
-                      f"{family}: the last layer's residual at the answer position")
+    sides = ((corrupt, caches["clean"], caches["corrupt"], 0.0, 1.0),
+             (clean, caches["corrupt"], caches["clean"], 1.0, 0.0))
+    for base, source, own, nothing, patched in sides:
+        for reuse in (None, own):  # from the embedding, and starting at the first patched block as sweeps do
+            how = f"{family}, {'from the first patched block' if reuse is not None else 'every block run'}"
+            _assert_exact(_alone(model, parts, base, source, [], metric, reuse), nothing, f"{how}: patching nothing")
+            _assert_exact(_alone(model, parts, base, source, every_first, metric, reuse), patched,
+                          f"{how}: the first layer's residual at every position")
+            _assert_exact(_alone(model, parts, base, source, [PatchSpec("resid_pre", 0)], metric, reuse), patched,
+                          f"{how}: the first layer's residual, all positions in one spec")
+            _assert_exact(_alone(model, parts, base, source, final_answer, metric, reuse), patched,
+                          f"{how}: the last layer's residual at the answer position")
 
 
 # --- pairs -------------------------------------------------------------------------------------------
@@ -287,12 +300,20 @@ def test_a_batch_of_patched_runs_equals_the_runs_one_at_a_time(family: str) -> N
     specs = [(spec,) for spec in sweep_specs(parts, len(clean.input_ids))]
     tol = _batch_tol(parts, caches, metric)
     assert tol < BATCH_SPEC_LIMIT
-    for base, source in ((corrupt, caches["clean"]), (clean, caches["corrupt"])):
-        batched = restorations(model, parts, base, source, specs, metric, batch_size=7)
-        alone = restorations(model, parts, base, source, specs, metric, batch_size=1)
+    sides = ((corrupt, caches["clean"], caches["corrupt"]), (clean, caches["corrupt"], caches["clean"]))
+    for base, source, own in sides:
+        batched = restorations(model, parts, base, source, specs, metric, batch_size=7, reuse=own)  # as sweeps run
+        alone = restorations(model, parts, base, source, specs, metric, batch_size=1)  # every block recomputed
         worst = max(abs(a - b) for a, b in zip(batched, alone, strict=True))
         assert worst <= tol, f"batched vs alone differ by {worst:.3g} > {tol:.3g}"
         assert len({round(value, 3) for value in batched}) > 3  # the sites do differ
+
+
+def test_a_batch_starts_at_its_first_patched_block() -> None:
+    assert first_patched_block([(PatchSpec("mlp_out", 3, None, 1),), (PatchSpec("resid_pre", 2, None, 0),)], 6) == 2
+    assert first_patched_block([(PatchSpec("head", 4, 1, None),)], 6) == 4
+    assert first_patched_block([(), (PatchSpec("resid_pre", 6, None, 0),)], 6) == 6
+    assert first_patched_block([()], 6) == 6
 
 
 def test_sweep_pair_rows_carry_the_csv_keys() -> None:
