@@ -5,7 +5,8 @@ over ``patch_specs.sweep_specs``) for the first ``full_pairs`` of them; for ever
 pair the cheap sweep of the residual at the subject's last token and at the answer
 position (``battery_sweep``); the battery's medians and handover layer
 (``battery_medians``); attribution patching on the fully swept pairs, beside the
-exact values, with its agreement (``attribution_sweep``); the CSVs; the JSON fields. The loop around it (load, skip or
+exact values, with its agreement (``attribution_sweep``); 001's and 002's depth
+measures on the same clean prompts (``depth_comparison``); the CSVs; the JSON fields. The loop around it (load, skip or
 fail with a reason, write the JSON, free the memory) is ``layers_core.runs.model_loop``.
 """
 
@@ -26,6 +27,7 @@ from activation_patching.attribution_sweep import Method, attribute_pair, attrib
 from activation_patching.batch_memory import patching_budget, rows_per_batch
 from activation_patching.battery_medians import HANDOVER_RULE, MIN_GAP_LOGITS, battery_summary, resolvable
 from activation_patching.battery_sweep import battery_rows, battery_specs, subject_position, unpatched_restorations
+from activation_patching.depth_comparison import PromptDepths, measure_pairs, summarise
 from activation_patching.pair_selection import PairChoice, PreparedPair, battery_choice, custom_choice
 from activation_patching.patch_specs import PatchSpec, sweep_specs
 from activation_patching.sweeps import PairSweep, sweep_pair
@@ -68,23 +70,28 @@ def _analyse(run: ModelRun, spec: PatchingAnalysis) -> Analysis:
     started = time.perf_counter()
     attribution, agreement = _attribution(run, full_sweeps)
     attribution_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    depths = measure_pairs(run.loaded.model, parts, [prepared.pair for prepared in choice.pairs])
+    depth_seconds = time.perf_counter() - started
     battery = _write_tables(run, full_sweeps, cheap, attribution, text)
 
     full_ids = [prepared.pair.pair_id for prepared in full]
     usable = {prepared.pair.pair_id for prepared, sweep in cheap if _resolvable(sweep)}
+    usable_ids = [prepared.pair.pair_id for prepared, _ in cheap if prepared.pair.pair_id in usable]
     document = {
         "diagnostics": _diagnostics(run, choice),
         "pairs_source": "custom" if spec.custom is not None else spec.battery_name,
-        "pairs": [_pair_entry(run, prepared, sweep, prepared.pair.pair_id in full_ids, text)
-                  for prepared, sweep in cheap],
+        "pairs": [_pair_entry(run, prepared, sweep, prepared.pair.pair_id in full_ids, text,
+                              depths[prepared.pair.pair_id]) for prepared, sweep in cheap],
         "refused": choice.refused,
         "noise": choice.noise,
         "full_sweeps": full_ids,
         "battery": _battery_document(battery, usable, parts.n_layers),
         "attribution": {"methods": list(ATTRIBUTION_METHODS), "agreement": agreement},
+        "depth_comparison": summarise(depths, usable_ids, parts.n_layers),
     }
     timing = {"full_sweep_seconds": round(full_seconds, 3), "battery_sweep_seconds": round(battery_seconds, 3),
-              "attribution_seconds": round(attribution_seconds, 3)}
+              "attribution_seconds": round(attribution_seconds, 3), "depth_seconds": round(depth_seconds, 3)}
     return Analysis(document=document, provenance=timing, summary=_console_facts(document, timing),
                     warnings=_warnings(document))
 
@@ -177,8 +184,8 @@ def _resolvable(sweep: PairSweep) -> bool:
     return resolvable(sweep.metric.clean_diff, sweep.metric.corrupt_diff)
 
 
-def _pair_entry(run: ModelRun, prepared: PreparedPair, sweep: PairSweep, full: bool, text: TokenText
-                ) -> dict[str, Any]:
+def _pair_entry(run: ModelRun, prepared: PreparedPair, sweep: PairSweep, full: bool, text: TokenText,
+                depths: PromptDepths) -> dict[str, Any]:
     pair, metric = prepared.pair, sweep.metric
     # The baselines' check costs three passes; the full-swept pairs carry it (the code path is the same for all).
     unpatched = (unpatched_restorations(run.loaded.model, run.loaded.parts, pair, prepared.corrupt_patches, metric)
@@ -192,6 +199,7 @@ def _pair_entry(run: ModelRun, prepared: PreparedPair, sweep: PairSweep, full: b
         "clean_logit_diff": metric.clean_diff, "corrupt_logit_diff": metric.corrupt_diff,
         "gap": metric.clean_diff - metric.corrupt_diff, "resolvable": _resolvable(sweep),
         "unpatched_restoration": unpatched, "full_sweep": full,
+        "clean_first_rank1_layer": depths.first_rank1_layer,
     }
 
 
