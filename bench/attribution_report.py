@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import statistics
 
-from bench.report import _mb, _ms, _verdict, _x, check_targets, round_ratio
+from bench.report import check_targets, fmt_mb, fmt_ms, fmt_verdict, fmt_x, round_ratio
 from bench.timing import Timing
 
 # name -> (comparison, limit, what it means)
@@ -93,12 +93,12 @@ def markdown_lines(entries: list[dict]) -> list[str]:
     for e in entries:
         s = {name: t["median"] for name, t in e["seconds"].items()}
         lines.append(
-            f"| {e['model']} | {e['tokens']} | {_ms(s['eager_forward'])} | {s['head_products'] * 1000:.2f} "
-            f"| {_ms(e['floor_seconds'])} | {_ms(s['analysis'])} | {_x(e['ratio_analysis'])} "
-            f"| {_ms(s['eager_forward_attentions'])} | {_x(e['ratio_analysis_vs_attentions_floor'])} "
-            f"| {_ms(s['pattern_pass'])} | {_x(e['ratio_analysis_vs_pattern_pass'])} "
-            f"| {_ms(s['analysis_with_lens'])} | {_ms(e['lens_extra']['seconds'])} "
-            f"| {_x(e['ratio_analysis_with_lens'])} |"
+            f"| {e['model']} | {e['tokens']} | {fmt_ms(s['eager_forward'])} | {s['head_products'] * 1000:.2f} "
+            f"| {fmt_ms(e['floor_seconds'])} | {fmt_ms(s['analysis'])} | {fmt_x(e['ratio_analysis'])} "
+            f"| {fmt_ms(s['eager_forward_attentions'])} | {fmt_x(e['ratio_analysis_vs_attentions_floor'])} "
+            f"| {fmt_ms(s['pattern_pass'])} | {fmt_x(e['ratio_analysis_vs_pattern_pass'])} "
+            f"| {fmt_ms(s['analysis_with_lens'])} | {fmt_ms(e['lens_extra']['seconds'])} "
+            f"| {fmt_x(e['ratio_analysis_with_lens'])} |"
         )
     lines += _memory_and_battery(entries)
     lines += ["", "## Experiment 002: targets", "", "| model | tokens | target | limit | value | verdict |",
@@ -106,7 +106,7 @@ def markdown_lines(entries: list[dict]) -> list[str]:
     for e in entries:
         for name, check in e["targets"].items():
             lines.append(f"| {e['model']} | {e['tokens']} | {name} | {check['comparison']} {check['limit']} "
-                         f"| {_x(check['value'])} | {_verdict(check)} |")
+                         f"| {fmt_x(check['value'])} | {fmt_verdict(check)} |")
     return lines
 
 
@@ -122,12 +122,14 @@ def _memory_and_battery(entries: list[dict]) -> list[str]:
     for e in entries:
         m, b = e["memory"] or {}, e["battery"] or {}
         lines.append(
-            f"| {e['model']} | {e['tokens']} | {_mb(m.get('weights_bytes'))} | {_mb(m.get('analysis_peak_bytes'))} "
-            f"| {_x(e['analysis_mem_over_weights_frac'])} | {_mb(m.get('eager_forward_peak_bytes'))} "
-            f"| {_mb(m.get('eager_forward_attentions_peak_bytes'))} | {_x(e['attentions_mem_over_weights_frac'])} "
-            f"| {_mb(m.get('pattern_stack_bytes'))} "
+            f"| {e['model']} | {e['tokens']} | {fmt_mb(m.get('weights_bytes'))} "
+            f"| {fmt_mb(m.get('analysis_peak_bytes'))} "
+            f"| {fmt_x(e['analysis_mem_over_weights_frac'])} | {fmt_mb(m.get('eager_forward_peak_bytes'))} "
+            f"| {fmt_mb(m.get('eager_forward_attentions_peak_bytes'))} "
+            f"| {fmt_x(e['attentions_mem_over_weights_frac'])} "
+            f"| {fmt_mb(m.get('pattern_stack_bytes'))} "
             f"| {_seconds(b.get('batched'))} | {_seconds(b.get('one_at_a_time'))} "
-            f"| {_x(e['analysis_battery_speedup'])} |"
+            f"| {fmt_x(e['analysis_battery_speedup'])} |"
         )
     return lines
 

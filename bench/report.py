@@ -130,22 +130,26 @@ def write_results(results: dict, out: Path, extra: Sequence[str] = ()) -> tuple[
     return out / "latest.json", out / "latest.md"
 
 
-def _ms(seconds: float | None) -> str:
+def fmt_ms(seconds: float | None) -> str:
+    """Seconds as whole milliseconds ("-" when not measured)."""
     return "-" if seconds is None else f"{seconds * 1000:.0f}"
 
 
-def _x(value: float | None) -> str:
+def fmt_x(value: float | None) -> str:
+    """A ratio with two decimals ("-" when not measured)."""
     return "-" if value is None else f"{value:.2f}"
 
 
-def _mb(value: int | None) -> str:
+def fmt_mb(value: int | None) -> str:
+    """Bytes as MiB, one decimal below 10 ("-" when not measured)."""
     if value is None:
         return "-"
     mb = value / 2**20
     return f"{mb:.1f}" if mb < 10 else f"{mb:.0f}"
 
 
-def _verdict(check: dict) -> str:
+def fmt_verdict(check: dict) -> str:
+    """A target check's verdict: met, NOT met or not measured."""
     return {True: "met", False: "NOT met", None: "not measured"}[check["met"]]
 
 
@@ -183,9 +187,10 @@ def _experiment_001(entries: list[dict]) -> list[str]:
         a = {name: t["median"] for name, t in e["seconds"]["answer"].items()}
         s = {name: t["median"] for name, t in e["seconds"]["all_positions"].items()}
         lines.append(
-            f"| {e['model']} | {e['tokens']} | {_ms(a['plain_forward'])} | {_ms(a['unembed_answer_rows'])} "
-            f"| {_ms(a['answer_sweep'])} | {_x(e['ratio_answer_sweep'])} | {_ms(s['unembed_all_rows'])} "
-            f"| {_ms(s['unembed_all_rows_tiled'])} | {_ms(s['all_positions'])} | {_x(e['ratio_all_positions'])} |"
+            f"| {e['model']} | {e['tokens']} | {fmt_ms(a['plain_forward'])} | {fmt_ms(a['unembed_answer_rows'])} "
+            f"| {fmt_ms(a['answer_sweep'])} | {fmt_x(e['ratio_answer_sweep'])} | {fmt_ms(s['unembed_all_rows'])} "
+            f"| {fmt_ms(s['unembed_all_rows_tiled'])} "
+            f"| {fmt_ms(s['all_positions'])} | {fmt_x(e['ratio_all_positions'])} |"
         )
     lines += [
         "",
@@ -198,10 +203,11 @@ def _experiment_001(entries: list[dict]) -> list[str]:
     for e in entries:
         m = e["memory"] or {}
         lines.append(
-            f"| {e['model']} | {e['tokens']} | {_mb(m.get('weights_bytes'))} | {_mb(m.get('answer_sweep_peak_bytes'))} "
-            f"| {_x(e['mem_over_weights_frac'])} | {_mb(m.get('all_positions_capture_peak_bytes'))} "
-            f"| {_mb(m.get('all_positions_decode_peak_bytes'))} | {_mb(m.get('normalised_rows_bytes'))} "
-            f"| {_mb(m.get('one_layer_logits_bytes'))} | {_x(e['all_positions_logits_over_layer_logits'])} |"
+            f"| {e['model']} | {e['tokens']} | {fmt_mb(m.get('weights_bytes'))} "
+            f"| {fmt_mb(m.get('answer_sweep_peak_bytes'))} "
+            f"| {fmt_x(e['mem_over_weights_frac'])} | {fmt_mb(m.get('all_positions_capture_peak_bytes'))} "
+            f"| {fmt_mb(m.get('all_positions_decode_peak_bytes'))} | {fmt_mb(m.get('normalised_rows_bytes'))} "
+            f"| {fmt_mb(m.get('one_layer_logits_bytes'))} | {fmt_x(e['all_positions_logits_over_layer_logits'])} |"
         )
     lines += _loads_and_battery(entries)
     lines += ["", "## Targets", "", "| model | tokens | target | limit | value | verdict |"]
@@ -210,7 +216,7 @@ def _experiment_001(entries: list[dict]) -> list[str]:
         for name, check in e["targets"].items():
             lines.append(
                 f"| {e['model']} | {e['tokens']} | {name} | {check['comparison']} {check['limit']} "
-                f"| {_x(check['value'])} | {_verdict(check)} |"
+                f"| {fmt_x(check['value'])} | {fmt_verdict(check)} |"
             )
     return lines
 
@@ -236,7 +242,8 @@ def _loads_and_battery(entries: list[dict]) -> list[str]:
 
         lines.append(
             f"| {e['model']} | {med(loads.get('gguf_cold'))} | {med(loads.get('cached'))} "
-            f"| {med(loads.get('plain_safetensors'))} | {_x(e['ratio_cached_load'])} | {med(loads.get('plain_lazy'))} "
-            f"| {med(battery.get('batched'))} | {med(battery.get('one_at_a_time'))} | {_x(e['battery_speedup'])} |"
+            f"| {med(loads.get('plain_safetensors'))} "
+            f"| {fmt_x(e['ratio_cached_load'])} | {med(loads.get('plain_lazy'))} "
+            f"| {med(battery.get('batched'))} | {med(battery.get('one_at_a_time'))} | {fmt_x(e['battery_speedup'])} |"
         )
     return lines

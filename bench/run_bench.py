@@ -1,4 +1,4 @@
-"""Benchmark experiments 001 and 002 against the floors set by the hardware (``make bench``).
+"""Benchmark experiments 001, 002 and 003 against the floors set by the hardware (``make bench``).
 
 For each model and prompt length, in one process. 001: the plain forward pass and
 the unembedding matmuls (the floors), 001's answer-position sweep and its
@@ -6,10 +6,13 @@ all-position records, their peak memory, the load times, and the fact battery
 batched against one prompt at a time. 002 (``bench/attribution.py``): one
 prompt's analysis at the answer position against an eager-attention forward plus
 the per-head output products, its peak memory, and 002's battery batched against
-one prompt at a time. Results go to
-``bench/results/latest.json`` (``entries`` for 001, ``attribution_entries`` for
-002: one per model and length, with every ratio and target check) and
-``latest.md``. Run ``python bench/run_bench.py --help`` for the flags.
+one prompt at a time. 003 (``bench/patching.py``): the default pair's exact
+residual sweep against the same number of plain forward passes, attribution
+patching against one forward pass, and the sweep's peak memory against the budget
+its batch size was chosen from. Results go to ``bench/results/latest.json``
+(``entries`` for 001, ``attribution_entries`` for 002: one per model and length;
+``patching_entries`` for 003: one per model; each with every ratio and target
+check) and ``latest.md``. Run ``python bench/run_bench.py --help`` for the flags.
 """
 
 import argparse
@@ -23,10 +26,11 @@ from pathlib import Path
 
 import torch
 
-from bench import attribution_report, memory, report
+from bench import attribution_report, memory, patching_report, report
 from bench.attribution import AttributionWorkloads, attribution_battery_cases
 from bench.battery import battery_cases
 from bench.loads import LoadBench
+from bench.patching import PatchingWorkloads
 from bench.timing import interleaved
 from bench.workloads import Workloads
 from layers_core.cli import run_main
@@ -72,8 +76,16 @@ METHODS = [
     "the forward returning every pattern are given for contrast",
     "002 battery: measure_items with the norm lens (as 002's run calls it; no ablation) on the first facts of "
     "'capitals' that have a scorable answer, batch_size=16 vs batch_size=1",
+    "003, one group of rounds per model, interleaved as above, on the first pair 003's run sweeps (from the "
+    "'capitals' battery): resid_sweep (the exact denoising residual sweep, (L+1) x T patched runs in batches "
+    "of the size chosen from the memory budget, each batch starting at its first patched block from the "
+    "corrupted run's cached block outputs) against plain_batches (as many forward passes, same batches, no "
+    "hooks, last logits); resid_sweep_from_embedding recomputes every block, for contrast; attribution (plain "
+    "AtP of one direction over every site of the full sweep: one forward with autograd, one backward) "
+    "against plain_forward (one forward of the corrupted prompt); memory: peak of resid_sweep against the "
+    "patching budget (half of what the device offered beyond the model)",
 ]
-EXPERIMENTS = ("001", "002")
+EXPERIMENTS = ("001", "002", "003")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -86,14 +98,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--experiments", nargs="+", default=list(EXPERIMENTS), choices=EXPERIMENTS,
                         metavar="EXP",
                         help="which experiments to benchmark: 001 (lens sweeps, loads, 001's battery) and/or "
-                             "002 (attention and attribution at the answer position, 002's battery); "
-                             "default both")
+                             "002 (attention and attribution at the answer position, 002's battery) and/or "
+                             "003 (the default pair's exact residual sweep and attribution patching; it has no "
+                             "prompt length of its own); default all three")
     parser.add_argument("--repeats", type=int, default=5,
                         help="timed rounds of the all-position cases, the loads and the batteries (default 5)")
     parser.add_argument("--answer-repeats", type=int, default=15,
                         help="timed rounds of the answer-sweep cases, cheap enough for more (default 15)")
     parser.add_argument("--attribution-repeats", type=int, default=9,
                         help="timed rounds of 002's one-prompt cases (default 9)")
+    parser.add_argument("--patching-repeats", type=int, default=5,
+                        help="timed rounds of 003's cases (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     parser.add_argument("--cold-repeats", type=int, default=1,
                         help="GGUF cold loads per model (default 1: Gemma's costs ~40 s)")
@@ -188,6 +203,7 @@ def _bench_loaded(
     return {
         "001": _bench_001(model, loaded, loads, args) if "001" in args.experiments else [],
         "002": _bench_002(model, loaded, args) if "002" in args.experiments else [],
+        "003": _bench_003(model, loaded, args) if "003" in args.experiments else [],
     }
 
 
@@ -235,12 +251,24 @@ def _bench_002(model: str, loaded: LoadedModel, args: argparse.Namespace) -> lis
     return entries
 
 
+def _bench_003(model: str, loaded: LoadedModel, args: argparse.Namespace) -> list[dict]:
+    """003's entry of one model (the default pair fixes the prompt length)."""
+    work = PatchingWorkloads(loaded)
+    device = loaded.plan.device
+    timings = interleaved(work.cases(), args.patching_repeats, device, args.warmup,
+                          _progress(f"{model} 003 default pair"))
+    peak = None if args.skip_memory else memory.peak_bytes(work.resid_sweep, device)
+    shape = {"device": device, "dtype": loaded.plan.dtype}
+    return [patching_report.entry(model, shape, work.describe(), timings, peak, memory.weights_bytes(work.model))]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and write its tables; returns 0."""
     args = build_parser().parse_args(argv)
-    if min(args.repeats, args.answer_repeats, args.attribution_repeats, args.cold_repeats) < 1 or args.warmup < 0:
-        raise PromptError("--repeats, --answer-repeats, --attribution-repeats and --cold-repeats must be at least 1, "
-                          "--warmup at least 0")
+    counts = (args.repeats, args.answer_repeats, args.attribution_repeats, args.patching_repeats, args.cold_repeats)
+    if min(counts) < 1 or args.warmup < 0:
+        raise PromptError("--repeats, --answer-repeats, --attribution-repeats, --patching-repeats and --cold-repeats "
+                          "must be at least 1, --warmup at least 0")
     set_deterministic()
     started = time.time()
     machine = {
@@ -250,8 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     by_model = [bench_model(model, args) for model in args.models]
     entries = [entry for found in by_model for entry in found["001"]]
     attribution_entries = [entry for found in by_model for entry in found["002"]]
+    patching_entries = [entry for found in by_model for entry in found["003"]]
     machine["load_after"] = _load_average()
-    devices = {f"{e['device']} ({e['dtype']})" for e in entries + attribution_entries}
+    devices = {f"{e['device']} ({e['dtype']})" for e in entries + attribution_entries + patching_entries}
     machine["device"] = ", ".join(sorted(devices)) or args.device
     results = {
         "schema_version": 3,
@@ -260,14 +289,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine,
         "settings": {"models": args.models, "experiments": args.experiments, "lengths": args.lengths,
                      "repeats": args.repeats, "answer_repeats": args.answer_repeats,
-                     "attribution_repeats": args.attribution_repeats,
+                     "attribution_repeats": args.attribution_repeats, "patching_repeats": args.patching_repeats,
                      "warmup": args.warmup, "cold_repeats": args.cold_repeats,
                      "battery_facts": args.battery_facts},
         "methods": METHODS,
         "entries": entries,
         "attribution_entries": attribution_entries,
+        "patching_entries": patching_entries,
     }
-    extra = attribution_report.markdown_lines(attribution_entries)
+    extra = attribution_report.markdown_lines(attribution_entries) + patching_report.markdown_lines(patching_entries)
     json_path, md_path = report.write_results(results, args.out, extra)
     print(md_path.read_text(encoding="utf-8"))
     print(f"results: {json_path} and {md_path}", file=sys.stderr)

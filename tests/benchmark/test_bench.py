@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import attribution_report
+from bench import attribution_report, patching_report
 from bench.memory import peak_bytes, weights_bytes
 from bench.report import TARGETS, check_targets, round_ratio
 from bench.timing import Timing, interleaved
@@ -31,7 +31,8 @@ def bench_run(tiny_checkpoints, tmp_path_factory: pytest.TempPathFactory) -> Pat
     folder = tiny_checkpoints("gemma3")
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run_bench.py"), "--models", str(folder), "--lengths", "8", "24",
-         "--repeats", "1", "--answer-repeats", "1", "--attribution-repeats", "1", "--battery-facts", "5",
+         "--repeats", "1", "--answer-repeats", "1", "--attribution-repeats", "1", "--patching-repeats", "1",
+         "--battery-facts", "5",
          "--device", "cpu", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
@@ -104,7 +105,23 @@ def test_latest_json_has_one_attribution_entry_per_model_and_length(bench_run: P
             memory["analysis_peak_bytes"] / memory["weights_bytes"]
         )
         assert entry["battery"]["n_facts"] == 5
-    assert results["settings"]["experiments"] == ["001", "002"]
+    assert results["settings"]["experiments"] == ["001", "002", "003"]
+
+
+@pytest.mark.slow
+def test_latest_json_has_one_patching_entry_per_model(bench_run: Path) -> None:
+    results = json.loads((bench_run / "latest.json").read_text(encoding="utf-8"))
+    (entry,) = results["patching_entries"]
+    assert set(entry["targets"]) == set(patching_report.TARGETS)
+    assert all(check["met"] in (True, False) for check in entry["targets"].values())
+    assert entry["resid_runs"] == (entry["n_layers"] + 1) * entry["tokens"]
+    assert entry["n_batches"] == -(-entry["resid_runs"] // entry["batch_size"])
+    seconds = {name: t["samples"][0] for name, t in entry["seconds"].items()}
+    for ratio, case, floor in (("ratio_resid_sweep", "resid_sweep", "plain_batches"),
+                               ("ratio_attribution", "attribution", "plain_forward")):
+        assert entry[ratio] == pytest.approx(seconds[case] / seconds[floor],
+                                             rel=_rounded_ratio_tol(seconds[case], seconds[floor], 1))
+    assert entry["sweep_peak_over_budget"] == pytest.approx(entry["sweep_peak_bytes"] / entry["budget_bytes"])
 
 
 @pytest.mark.slow
@@ -117,6 +134,9 @@ def test_markdown_table_lists_every_entry_and_target(bench_run: Path) -> None:
     assert "## Experiment 002: targets" in table
     for name in attribution_report.TARGETS:
         assert table.count(f"| {name} |") == 2
+    assert "## Experiment 003: targets" in table
+    for name in patching_report.TARGETS:
+        assert table.count(f"| {name} |") == 1
     assert len(list(bench_run.glob("bench-*.json"))) == 1
 
 
