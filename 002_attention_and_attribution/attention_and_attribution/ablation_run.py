@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from attention_and_attribution.answer_position_pass import Measured
-from attention_and_attribution.artefact_schema import BATTERY_ROW, head_label
+from attention_and_attribution.artefact_schema import BATTERY_ROW
 from attention_and_attribution.head_ablation import (
     KS,
     SEEDS,
@@ -28,6 +28,7 @@ from attention_and_attribution.head_ablation import (
 )
 from layers_core.models.loading import LoadedModel
 from layers_core.prompts.batching import pad_token_id
+from layers_core.reports.formats import head_label
 
 
 @dataclass(frozen=True)

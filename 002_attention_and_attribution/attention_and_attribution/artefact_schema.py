@@ -36,11 +36,6 @@ BATTERY_ROW = "battery"  # prompt_id of an ablation row that aggregates the batt
 ATTN_COLUMNS: tuple[str, ...] = tuple(f"attn_{role}" for role in ROLES)
 
 
-def head_label(layer: int, head: int) -> str:
-    """A head's name in the artefacts and reports: ``L23H4`` (block 23, head 4)."""
-    return f"L{layer}H{head}"
-
-
 def heads_columns() -> list[str]:
     """``output-<name>-heads.csv``: one row per prompt (and fact) x layer x head."""
     return [

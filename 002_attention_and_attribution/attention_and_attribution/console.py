@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from attention_and_attribution.artefact_schema import head_label
+from layers_core.reports.formats import head_label
 
 
 def _heads(entries: Sequence[dict], key: str, limit: int = 3) -> str:

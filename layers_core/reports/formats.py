@@ -48,6 +48,18 @@ def fmt_int(x: float | int | None) -> str:
     return MISSING if x is None or _is_missing(x) else str(int(x))
 
 
+def head_label(layer: int, head: int) -> str:
+    """A head's name in the artefacts and reports: ``L23H4`` (block 23, head 4)."""
+    return f"L{layer}H{head}"
+
+
+def fmt_head(layer: Any, head: Any) -> str:
+    """``head_label`` from numbers read back from a CSV or a JSON, or ``n/a`` when either is missing."""
+    if fmt_int(layer) == MISSING or fmt_int(head) == MISSING:
+        return MISSING
+    return head_label(int(layer), int(head))
+
+
 def fmt_exact(x: Any) -> str:
     """A JSON value exactly as stored: floats in shortest round-trip form."""
     if _is_missing(x):

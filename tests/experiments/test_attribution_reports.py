@@ -31,7 +31,6 @@ from attention_and_attribution.artefact_schema import (
     ablation_columns,
     attention_columns,
     components_columns,
-    head_label,
     head_summary_columns,
     heads_columns,
     layers_columns,
@@ -43,6 +42,7 @@ from attention_and_attribution.reports.run_artefacts import read_attribution_run
 from attention_and_attribution.token_roles import ROLES
 from layers_core.paths import PROMPTS_DIR, REPO_ROOT
 from layers_core.reports import llm_pack
+from layers_core.reports.formats import fmt_head
 from layers_core.reports.run_reader import ReportInputError
 from layers_core.runs.artefacts import artefact_path, read_csv_artefact, write_csv, write_json
 from tests.fixtures.markdown_tables import tables_by_heading
@@ -128,7 +128,7 @@ def layers_summary() -> list[dict[str, Any]]:
 
 def ablation_summary(top_drops: dict[int, float]) -> list[dict[str, Any]]:
     rows = []
-    heads = [head_label(*lh) for lh in ranked_heads()]
+    heads = [fmt_head(*lh) for lh in ranked_heads()]
     for k, drop in top_drops.items():
         rows.append({"k": k, "selection": "top", "seed": None, "heads": " ".join(heads[:k]),
                      "mean_logit_diff_drop": drop, "share_top1_flipped": round(min(1.0, drop / 5), 6)})

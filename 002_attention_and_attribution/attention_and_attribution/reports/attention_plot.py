@@ -14,8 +14,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from attention_and_attribution.artefact_schema import ATTENTION
-from attention_and_attribution.reports.md_common import head_label
 from attention_and_attribution.reports.run_artefacts import AttributionModel
+from layers_core.reports.formats import fmt_head
 from layers_core.reports.plot_style import new_figure, plot_label, save_png, text_colour
 
 N_HEADS = 4
@@ -65,7 +65,7 @@ def write_attention_plot(model: AttributionModel, run_dir: Path) -> Path | None:
         return None
     best = model.head_summary.head(N_HEADS)[["layer", "head", "rank"]].to_numpy(dtype=int)
     heads = [(int(layer), int(head)) for layer, head, _ in best]
-    labels = [f"{head_label(layer, head)} (rank {rank})" for layer, head, rank in best]
+    labels = [f"{fmt_head(layer, head)} (rank {rank})" for layer, head, rank in best]
     tokens, roles, grid = attention_grid(model.main_rows(ATTENTION), heads)
     text = str(model.prompt(model.main_prompt_id).get("prompt", ""))
     text = text if len(text) <= 70 else text[:69] + "\u2026"

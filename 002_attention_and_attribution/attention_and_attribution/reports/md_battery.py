@@ -7,9 +7,9 @@ from typing import Any
 import pandas as pd
 
 from attention_and_attribution.artefact_schema import ATTN_COLUMNS
-from attention_and_attribution.reports.md_common import fmt_iqr, fmt_share, head_label
+from attention_and_attribution.reports.md_common import fmt_iqr, fmt_share
 from attention_and_attribution.reports.run_artefacts import AttributionModel
-from layers_core.reports.formats import MISSING, fmt_depth, fmt_int, fmt_logit, fmt_text
+from layers_core.reports.formats import MISSING, fmt_depth, fmt_head, fmt_int, fmt_logit, fmt_text
 from layers_core.reports.markdown import md_table
 
 TOP_HEADS = 10
@@ -47,7 +47,7 @@ def head_summary_table(model: AttributionModel, n: int = TOP_HEADS) -> str:
               *(role_of(c) for c in ROLE_COLUMNS)]
     rows = []
     for _, r in model.head_summary.head(n).iterrows():
-        rows.append([fmt_int(r["rank"]), head_label(r["layer"], r["head"]), fmt_depth(r["rel_depth"]),
+        rows.append([fmt_int(r["rank"]), fmt_head(r["layer"], r["head"]), fmt_depth(r["rel_depth"]),
                      fmt_logit(r["median_dla_logit_diff"]), fmt_iqr(r["q25_dla_logit_diff"], r["q75_dla_logit_diff"]),
                      fmt_share(r["share_top5"]), reads_most(r), *(fmt_share(r[c]) for c in ROLE_COLUMNS)])
     return md_table(header, rows)
@@ -59,7 +59,7 @@ def retrieval_section(model: AttributionModel) -> str:
     heads: list[dict[str, Any]] = model.retrieval_heads
     if not heads:
         return f"### Retrieval heads\n\nNo head meets the criterion ({criterion})."
-    rows = [[head_label(h.get("layer"), h.get("head")), fmt_depth(h.get("rel_depth")),
+    rows = [[fmt_head(h.get("layer"), h.get("head")), fmt_depth(h.get("rel_depth")),
              fmt_logit(h.get("median_dla_logit_diff")),
              fmt_iqr(h.get("q25_dla_logit_diff"), h.get("q75_dla_logit_diff")), fmt_share(h.get("share_top5"))]
             for h in heads]
