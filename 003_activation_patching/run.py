@@ -4,10 +4,10 @@ Outline: parse the arguments, choose the pairs' source (a custom pair, or the fa
 battery), then for each model load -> pair the facts (noise for those without a
 partner) -> the full sweep grids for the first pairs -> the cheap residual sweep
 of every pair -> the battery's medians and handover layer -> write
-(``PatchingAnalysis`` inside the shared model loop), then a short summary
-(``run_experiment``). Reports (plots, markdown): not yet. Everything is written
-into a temporary folder that becomes run-latest/ only when the run completes; the
-previous run-latest/ is kept as run-<time>/. Run `python run.py --help` for the flags.
+(``PatchingAnalysis`` inside the shared model loop), then the reports, then a
+short summary (``run_experiment``). Everything is written into a temporary folder
+that becomes run-latest/ only when the run completes; the previous run-latest/ is
+kept as run-<time>/. Run `python run.py --help` for the flags.
 """
 
 from collections.abc import Sequence
@@ -26,7 +26,10 @@ HERE = Path(__file__).resolve().parent
 
 
 def write_reports(run_dir: Path) -> None:
-    """The plots and markdown: not yet written (the artefacts are complete without them)."""
+    """The plots and markdown (imported only when wanted: the plotting library is slow to import)."""
+    from activation_patching.reports import write_reports as write
+
+    write(run_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,7 +24,9 @@ the subject's last token and at the answer position is patched at every layer, a
 the layer where the answer position takes over from the subject is named. Facts
 with no partner of equal token length are corrupted instead with Gaussian noise on
 the subject's embeddings (causal tracing). Results go to run-latest/ beside this
-script (the previous run is kept as run-<time>/). Reports (plots, markdown): not yet.
+script (the previous run is kept as run-<time>/), with plots (causal-tracing heatmaps,
+head grids, the battery's medians), a factual evaluation in markdown that sets the
+handover beside 001's lens and 002's attribution depths, and prompts for an LLM.
 The default run takes about 5 minutes per bundled model on one processor thread.
 """
 

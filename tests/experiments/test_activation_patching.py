@@ -33,9 +33,9 @@ ISSUE_PATCHING_COLUMNS = ["pair_id", "direction", "component", "layer", "head", 
 BATCH_ROUNDING = 1e-4
 
 
-def run_003(*args: str, timeout: int = 900):
-    """Run experiment 003 with ``args`` (no reports) and capture its output."""
-    return run_script(RUN, *args, "--no-reports", timeout=timeout)
+def run_003(*args: str, timeout: int = 900, reports: bool = False):
+    """Run experiment 003 with ``args`` (without the reports unless ``reports``) and capture its output."""
+    return run_script(RUN, *args, *(() if reports else ("--no-reports",)), timeout=timeout)
 
 
 def _table(run_dir: Path, name: str, kind: str) -> pd.DataFrame:
@@ -75,7 +75,7 @@ def test_help_explains_every_flag() -> None:
     for flag in ("--models", "--clean", "--corrupt", "--answer", "--corrupt-answer", "--facts", "--pairs",
                  "--device", "--dtype", "--out", "--no-reports"):
         assert flag in result.stdout, flag
-    assert "not yet" in result.stdout  # the reports
+    assert "causal-tracing heatmaps" in result.stdout  # the reports are described
 
 
 @pytest.mark.parametrize(
@@ -175,10 +175,20 @@ def test_smollm2_germany_vs_france_hands_over_at_layer_24(tinycave_cache, tmp_pa
     # full sweep 49 s, the battery's cheap sweep 210 s); this is its custom-pair half, about a minute.
     result = run_003("--models", "smollm2-135m", "--clean", "The capital of Germany is", "--corrupt",
                      "The capital of France is", "--answer", "Berlin", "--corrupt-answer", "Paris",
-                     "--out", str(tmp_path))
+                     "--out", str(tmp_path), reports=True)
     assert result.returncode == 0, result.stderr
     run_dir = tmp_path / "run-latest"
     document = check_schema(run_dir, "smollm2-135m")
+    # 001's and 002's measures on the same prompt: the norm lens ranks " Berlin" first only at the last layer
+    # (001, NOTES.md), and the late attention blocks write most of Berlin − Paris.
+    depths = document["depth_comparison"]
+    assert depths["n_prompts"] == 1 and depths["first_rank1"]["median_layer"] == 30
+    assert document["pairs"][0]["clean_first_rank1_layer"] == 30
+    assert len(depths["dla_layers"]) == 30 and min(depths["top_attn_layers"]) >= 15
+    for report in ("tracing", "heads", "battery", "attribution"):
+        assert (run_dir / f"{report}-smollm2-135m.png").stat().st_size > 0, report
+    evaluation = (run_dir / "evaluation-smollm2-135m.md").read_text(encoding="utf-8")
+    assert "Where the fact lives" in evaluation and "0.800" in evaluation
     pair = document["pairs"][0]
     assert (pair["answer_token"], pair["corrupt_answer_token"]) == (" Berlin", " Paris") and pair["resolvable"]
     # Measured (NOTES.md, 003): the subject restores ~1 up to layer 23, the answer position from layer 24.
