@@ -23,12 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from activation_patching.metric import Restoration
-from activation_patching.patch_specs import PatchSpec, spec_value
+from activation_patching.patch_specs import PatchSpec, hook_name
 from activation_patching.sweeps import Side
 from layers_core.hooks.activations import ActivationRun, Patch, run_with_patches
 from layers_core.models.architecture import ModelParts
@@ -87,14 +88,31 @@ def point_gradients(
 def linear_changes(
     specs: Sequence[PatchSpec], source: ActivationRun, base: ActivationRun, grads: ActivationRun, n_layers: int
 ) -> Tensor:
-    """``(source - base) · grad`` at each spec's point, head and position(s): ``[len(specs)]`` float64."""
-    changes = []
+    """``(source - base) · grad`` at each spec's point, head and position(s): ``[len(specs)]`` float64.
+
+    The product is summed over the model dimension once per point (``[T]``, or ``[T, n_heads]`` for
+    ``hook_z``); each spec then reads its cell, or the sum over positions for a spec at every position.
+    """
+    cells: dict[str, tuple[Any, Any]] = {}  # per position, and the total: floats, or lists per head
+    changes: list[float] = []
     for spec in specs:
-        delta = spec_value(spec, source, n_layers).to(torch.float64) - spec_value(spec, base, n_layers).to(
-            torch.float64
-        )
-        changes.append((delta * spec_value(spec, grads, n_layers).to(torch.float64)).sum())
-    return torch.stack(changes) if changes else torch.zeros(0, dtype=torch.float64)
+        point = hook_name(spec, n_layers)
+        if point not in cells:
+            cells[point] = _point_cells(source[point][0], base[point][0], grads[point][0])
+        by_position, totals = cells[point]
+        if spec.position is None:
+            changes.append(totals if spec.head is None else totals[spec.head])
+        else:
+            cell = by_position[spec.position]
+            changes.append(cell if spec.head is None else cell[spec.head])
+    return torch.tensor(changes, dtype=torch.float64)
+
+
+def _point_cells(source: Tensor, base: Tensor, grad: Tensor) -> tuple[Any, Any]:
+    """``(source - base) * grad`` in float64 summed over the last dimension: per position, and over all of them."""
+    product = (source.to(torch.float64) - base.to(torch.float64)) * grad.to(torch.float64)
+    per_position = product.sum(-1)  # [T] or [T, n_heads]
+    return per_position.tolist(), per_position.sum(0).tolist()
 
 
 def attribution_estimates(

@@ -213,6 +213,12 @@ def test_linear_changes_slice_heads_and_positions() -> None:
     specs = [PatchSpec("head", 0, 1, None), PatchSpec("head", 0, 0, 2)]
     found = linear_changes(specs, source, base, grads, n_layers=1).tolist()
     assert found == [float(sum(4 + i + 8 * p for p in range(3) for i in range(4))), float(16 + 17 + 18 + 19)]
+    resid = "blocks.0.hook_resid_pre"
+    base, source = ActivationRun(torch.zeros(1), {resid: torch.ones(1, 3, 2)}), ActivationRun(
+        torch.zeros(1), {resid: torch.full((1, 3, 2), 3.0)})
+    grads = ActivationRun(torch.zeros(1), {resid: torch.arange(6.0).reshape(1, 3, 2)})
+    specs = [PatchSpec("resid_pre", 0, None, None), PatchSpec("resid_pre", 0, None, 1)]
+    assert linear_changes(specs, source, base, grads, n_layers=1).tolist() == [2.0 * 15, 2.0 * (2 + 3)]
 
 
 def test_a_pair_that_does_not_separate_has_no_gradient_scale() -> None:
