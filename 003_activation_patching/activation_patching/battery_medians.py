@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from activation_patching.metric import DIRECTIONS
+from layers_core import metrics
 
 MIN_GAP_LOGITS = 0.5
 HANDOVER_RULE = (
@@ -34,7 +35,7 @@ def layer_medians(rows: Sequence[dict[str, Any]], n_layers: int) -> list[dict[st
     """Per residual layer 0..L: the median restoration at the subject and at the answer, each direction."""
     medians = []
     for layer in range(n_layers + 1):
-        entry: dict[str, Any] = {"layer": layer, "rel_depth": layer / n_layers}
+        entry: dict[str, Any] = {"layer": layer, "rel_depth": metrics.rel_depth(layer, n_layers)}
         for direction in DIRECTIONS:
             at = [row for row in rows if row["layer"] == layer and row["direction"] == direction]
             for site in ("subject", "answer"):

@@ -93,7 +93,8 @@ def summarise(depths: dict[str, PromptDepths], pair_ids: Sequence[str], n_layers
         "n_prompts": len(kept), "lens_rule": LENS_RULE,
         "first_rank1": {
             "median_layer": median_layer,
-            "median_rel_depth": None if median_layer is None else median_layer / n_layers,
+            "median_rel_depth": (None if median_layer is None
+                                 else round(median_layer / n_layers, metrics.REL_DEPTH_DECIMALS)),
             "n_reached": len(reached), "n_never": len(kept) - len(reached),
         },
         "dla_rule": DLA_RULE, "dla_layers": layers,

@@ -22,7 +22,7 @@ from typing import Any
 from activation_patching.reports.md_common import number
 
 HALF = 0.5
-SAME_DEPTH = 1e-9
+SAME_DEPTH = 1e-6  # the artefacts round relative depths to 6 decimals (metrics.rel_depth)
 
 
 @dataclass(frozen=True)
