@@ -7,6 +7,9 @@
 - ``prompts``: prompt cases, fact batteries, answer alignment, chat templates, token text.
 - ``runs``: the shared flags, the per-model loop, run folders, provenance, artefact files.
 - ``reports``: markdown, formats, plot style, reading run folders back, LLM prompt packs.
+- ``attribution``: direct logit attribution at the answer position, exact (002, 003).
+- ``corpus``: the bundled offline text corpus and user corpora, split and cut into token
+  windows (what lenses and sparse autoencoders fit on; ``data/corpus/DATASHEET.md``).
 - ``metrics``: pure functions of tensors (entropy, KL, ranks, milestones).
 
 This package and its subpackages import nothing heavy on import: ``report.py``
