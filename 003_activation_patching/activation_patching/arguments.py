@@ -27,7 +27,7 @@ the subject's embeddings (causal tracing). Results go to run-latest/ beside this
 script (the previous run is kept as run-<time>/), with plots (causal-tracing heatmaps,
 head grids, the battery's medians), a factual evaluation in markdown that sets the
 handover beside 001's lens and 002's attribution depths, and prompts for an LLM.
-The default run takes about 5 minutes per bundled model on one processor thread.
+The default run takes about 4 minutes per bundled model on two processor threads.
 """
 
 EXAMPLES = """\
