@@ -17,6 +17,10 @@ Modes:
         miscalibrates the lens (near-uniform on Llama-3, near-certain on Gemma-2).
         Post-norm blocks (OLMo-2) have no input norm; there the final norm is
         used and ``describe()`` says so.
+    tuned, linear: a fitted affine map per layer (``translators.LensMaps``: the tuned
+        lens, the linear shortcut) applied to the residual, then the same head as
+        ``norm``. Layer L's map is the identity, so the last layer still reproduces
+        the model's logits.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from layers_core.lens.translators import LENS_KINDS, LensMaps
 from layers_core.models.architecture import ModelParts
 
-LENS_MODES: tuple[str, ...] = ("norm", "raw", "next-block")
+LENS_MODES: tuple[str, ...] = ("norm", "raw", "next-block", *LENS_KINDS)
 # Stacks of layers sharing a norm are normalised in chunks about this size: the norm's
 # temporaries (RMSNorm makes three of its input's size) then come from one chunk, not the stack.
 NORMALISE_CHUNK_BYTES = 8 * 2**20
@@ -54,21 +59,31 @@ class Lens:
     only the result is cast to fp32.
     """
 
-    def __init__(self, parts: ModelParts, mode: str = "norm", fp32_unembed: bool = False) -> None:
+    def __init__(
+        self, parts: ModelParts, mode: str = "norm", fp32_unembed: bool = False, maps: LensMaps | None = None
+    ) -> None:
         """Prepare the per-layer norms and the head.
 
         Args:
             parts: The model's modules, from ``layers_core.models.architecture.model_parts``.
             mode: One of ``LENS_MODES``.
             fp32_unembed: Run norm and unembedding in fp32 when the model is fp16/bf16.
+            maps: The fitted maps of a ``tuned`` or ``linear`` lens (of that kind, for this model's shape);
+                None for the other modes.
 
         Raises:
-            ValueError: ``mode`` is not one of ``LENS_MODES``.
+            ValueError: ``mode`` is not one of ``LENS_MODES``, or ``maps`` do not go with it.
         """
         if mode not in LENS_MODES:
             raise ValueError(f"lens mode {mode!r} is not one of {', '.join(LENS_MODES)}")
+        if (maps is not None) != (mode in LENS_KINDS) or (maps is not None and maps.identity.kind != mode):
+            raise ValueError(f"the {mode} lens takes {'its fitted maps' if mode in LENS_KINDS else 'no maps'}")
+        if maps is not None and (maps.identity.n_layers, maps.identity.d_model) != (parts.n_layers, parts.d_model):
+            raise ValueError(f"maps for {maps.identity.n_layers} layers of width {maps.identity.d_model} do not fit "
+                             f"this model ({parts.n_layers} x {parts.d_model})")
         self.parts = parts
         self.mode = mode
+        self.maps = maps
         weight = cast(Tensor, parts.unembed.weight)
         bias: Tensor | None = getattr(parts.unembed, "bias", None)
         self.model_dtype = weight.dtype
@@ -126,6 +141,8 @@ class Lens:
         return logits.float()
 
     def _normalise(self, resid: Tensor, layer: int) -> Tensor:
+        if self.maps is not None:
+            resid = self.maps.apply(resid, layer)
         norm = self._norms[layer]
         if self.upcast:
             resid = resid.float()
@@ -147,6 +164,11 @@ class Lens:
         Returns:
             fp32 logits ``[..., vocab_size]``.
         """
+        self._check_layer(layer)
+        return self._head(self._normalise(resid, layer))
+
+    def differentiable_logits(self, resid: Tensor, layer: int) -> Tensor:
+        """``logits`` with autograd left on: what fitting a lens differentiates through (fp32 out)."""
         self._check_layer(layer)
         return self._head(self._normalise(resid, layer))
 
@@ -184,7 +206,7 @@ class Lens:
         self._check_layer(first_layer)
         self._check_layer(first_layer + count - 1)
         norms = self._norms[first_layer:first_layer + count]
-        shared = len({id(norm) for norm in norms}) == 1
+        shared = len({id(norm) for norm in norms}) == 1 and self.maps is None  # maps differ per layer
         if all(norm is None for norm in norms) or (shared and resid_stack.numel() * 4 <= NORMALISE_CHUNK_BYTES):
             return self._normalise(resid_stack, first_layer)
         step = max(1, NORMALISE_CHUNK_BYTES // (resid_stack[0].numel() * 4)) if shared else 1
@@ -226,4 +248,7 @@ class Lens:
             "fp32_copies": self.upcast,
             "fp32_copy_bytes": self.extra_bytes,
             "output_dtype": "float32",
+            **({} if self.maps is None else {"maps": {
+                "kind": self.maps.identity.kind, "layers": f"0-{n - 1} (layer {n}: identity)",
+                "fitted_for_corpus": self.maps.identity.corpus, "recipe": self.maps.identity.recipe}}),
         }
