@@ -136,7 +136,9 @@ class LensMaps:
         try:
             with safe_open(str(path), framework="pt") as handle:
                 metadata = handle.metadata() or {}
-                tensors = {name: handle.get_tensor(name) for name in ("weight", "bias")}
+                # Cloned into fresh (64-byte aligned) memory: MKL's products depend on alignment, and a
+                # tensor read at a file offset would decode a few last digits apart from the freshly fitted one.
+                tensors = {name: handle.get_tensor(name).clone() for name in ("weight", "bias")}
         except (OSError, SafetensorError, KeyError) as err:
             raise LensMismatchError(f"{path}: not readable lens maps ({err})") from err
         stored = _identity_from(metadata.get("tinycave_lens"), path)
