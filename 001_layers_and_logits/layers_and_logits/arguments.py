@@ -54,7 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="how a layer's residual is decoded: 'norm' (default) applies the model's own final "
         "normalisation and head, the standard logit lens; 'raw' skips the normalisation; "
         "'next-block' uses the next block's input norm, as the old prototype did (miscalibrated, "
-        "for comparison only)",
+        "for comparison only); 'tuned' (the tuned lens) and 'linear' (the linear shortcut) first apply a "
+        "map per layer fitted on the bundled text corpus, fitted on first use (minutes; a progress bar "
+        "shows it) and kept in the user cache, and then also compare the three lenses on held-out text",
     )
     parser.add_argument(
         "--fp32-unembed", action="store_true",

@@ -10,7 +10,9 @@ SCHEMA_VERSION = 1  # written into every output-<name>.json; the reports refuse 
 PURE_NEXT_TOKEN = "pure-next-token"
 RECORDS = "records"
 FACTS = "facts"
-CSV_KINDS: tuple[str, ...] = (PURE_NEXT_TOKEN, RECORDS, FACTS)
+LENS_KL = "lens-kl"  # written with --lens tuned or linear: the lenses compared on held-out text
+CSV_KINDS: tuple[str, ...] = (PURE_NEXT_TOKEN, RECORDS, FACTS, LENS_KL)
+TEXT_COLUMNS = frozenset({"lens"})
 
 
 def _top_columns(start: int, k: int) -> list[str]:
@@ -39,3 +41,8 @@ def facts_columns() -> list[str]:
         "prompt_id", "layer", "rel_depth", "entropy_bits", "top1", "p_top1", "p_answer", "answer_rank",
         "kl_to_final_bits",
     ]
+
+
+def lens_kl_columns() -> list[str]:
+    """Columns of ``output-<name>-lens-kl.csv`` (one row per lens x layer): mean KL(final || lens) on held-out text."""
+    return ["lens", "layer", "rel_depth", "kl_bits"]

@@ -17,6 +17,7 @@ from layers_and_logits import artefact_schema
 from layers_and_logits.default_prompts import MAIN_PROMPT_ID
 from layers_and_logits.device_check import check_against_cpu
 from layers_and_logits.fact_battery import fact_rows, facts_summary, run_fact_battery
+from layers_and_logits.lens_comparison import battery_rank1, comparison_document, lens_kl_rows
 from layers_and_logits.prompt_analysis import (
     PromptResult,
     analyse_prompt,
@@ -24,7 +25,10 @@ from layers_and_logits.prompt_analysis import (
     pure_next_token_rows,
     record_rows,
 )
+from layers_core.lens.fit_progress import stderr_progress
+from layers_core.lens.fitted_lens import FittedLens, fitted_maps_for, heldout_windows
 from layers_core.lens.lens import Lens
+from layers_core.lens.translators import LENS_KINDS, LensKind
 from layers_core.models.architecture import ModelParts
 from layers_core.prompts.prompt_battery import PromptCase, apply_chat_template
 from layers_core.prompts.token_text import TokenText
@@ -56,7 +60,9 @@ def _analyse(run: ModelRun, spec: LensAnalysis) -> Analysis:
     loaded = run.loaded
     parts = loaded.parts
     fp32_unembed = spec.fp32_unembed or loaded.plan.dtype != "float32"
-    lens = Lens(parts, mode=spec.lens_mode, fp32_unembed=fp32_unembed)
+    fits = _fitted_lenses(run, spec.lens_mode)
+    maps = fits[spec.lens_mode].maps if spec.lens_mode in fits else None
+    lens = Lens(parts, mode=spec.lens_mode, fp32_unembed=fp32_unembed, maps=maps)
     head = lens if spec.lens_mode == "norm" else Lens(parts, mode="norm", fp32_unembed=fp32_unembed)
     text = TokenText(loaded.tokenizer)
     cases = [apply_chat_template(loaded.tokenizer, case) for case in spec.cases] if spec.chat else list(spec.cases)
@@ -96,6 +102,7 @@ def _analyse(run: ModelRun, spec: LensAnalysis) -> Analysis:
         "main_prompt_id": main_id,
         "prompts": [prompt_summary(r, n_layers, text) for r in results],
         "facts": facts_summary(spec.battery_name, fact_results, n_layers, text) if fact_results else None,
+        "lens_comparison": _compare_lenses(run, spec, fits, head) if fits else None,
     }
     return Analysis(
         document=document,
@@ -103,6 +110,27 @@ def _analyse(run: ModelRun, spec: LensAnalysis) -> Analysis:
         summary=_console_facts(document),
         warnings=[consistency["warning"]] if consistency["warning"] else [],
     )
+
+
+def _fitted_lenses(run: ModelRun, lens_mode: str) -> dict[str, FittedLens]:
+    """The fitted maps a tuned or linear run needs (the tuned lens's run compares the linear shortcut too)."""
+    if lens_mode not in LENS_KINDS:
+        return {}
+    kinds: tuple[LensKind, ...] = ("linear",) if lens_mode == "linear" else ("linear", "tuned")
+    progress, status = stderr_progress(), (lambda line: print(f"{run.name}: {line}", file=sys.stderr))
+    return {kind: fitted_maps_for(run.loaded, kind, progress=progress, status=status) for kind in kinds}
+
+
+def _compare_lenses(run: ModelRun, spec: LensAnalysis, fits: dict[str, FittedLens], norm: Lens) -> dict:
+    """Every lens on held-out text and on the battery; writes the lens-kl CSV, returns the JSON entry."""
+    loaded = run.loaded
+    lenses = {"norm": norm, **{kind: Lens(loaded.parts, mode=kind, fp32_unembed=norm.upcast, maps=fit.maps)
+                               for kind, fit in fits.items()}}
+    windows = heldout_windows(loaded)
+    rows = lens_kl_rows(loaded, lenses, windows)
+    artefacts.write_csv(run.artefact(artefact_schema.LENS_KL), rows, artefact_schema.lens_kl_columns())
+    battery = battery_rank1(loaded, lenses, spec.facts, spec.battery_name) if spec.facts else None
+    return comparison_document(rows, fits, loaded.parts.n_layers, battery, int(windows.numel()))
 
 
 def _main_prompt_id(cases: Sequence[PromptCase]) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from layers_and_logits.artefact_schema import facts_columns, pure_next_token_columns, records_columns
+from layers_and_logits.artefact_schema import facts_columns, lens_kl_columns, pure_next_token_columns, records_columns
 from layers_core.runs.artefacts import read_csv_artefact
 from tests.experiments.cli_runs import CSV_ROUNDING, ROOT, load_json, run_script
 from tests.tolerances import bits, fp32_tol
@@ -283,3 +283,35 @@ def test_chat_flag_on_a_model_without_chat_template_fails_with_a_reason(tiny_che
     assert "Traceback" not in result.stderr
     document = load_json(tmp_path / "run-latest", folder.name)
     assert document["status"] == "failed" and "chat template" in document["reason"]
+
+
+@pytest.mark.slow
+def test_tuned_lens_is_fitted_once_compared_on_held_out_text_and_reproducible(
+    tiny_checkpoints, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TINYCAVE_CACHE", str(tmp_path / "cache"))
+    folder = tiny_checkpoints("gemma3")  # softcap-free Gemma-3: (1 + w) norms and the embedding scale
+    for _ in range(2):
+        result = run_001("--models", str(folder), "--lens", "tuned", "--facts", "capitals", "--out",
+                         str(tmp_path / "out"))
+        assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "out" / "run-latest"
+    document = load_json(run_dir, folder.name)
+    comparison = document["lens_comparison"]
+    assert {fit["cache"] for fit in comparison["fits"].values()} == {"hit"}  # the second run fitted nothing
+    assert "fitting" not in result.stderr
+    n_layers = document["diagnostics"]["n_layers"]
+    table = read_csv_artefact(run_dir / f"output-{folder.name}-lens-kl.csv", frozenset({"lens"}))
+    assert list(table.columns) == lens_kl_columns() and set(table.lens) == {"norm", "linear", "tuned"}
+    assert len(table) == 3 * (n_layers + 1)
+    last = table[table.layer == n_layers]
+    assert (last.kl_bits.abs() < 1e-6).all()  # every lens is the model's own head at the last layer
+    means = comparison["mean_kl_bits_layers_0_to_L_minus_1"]
+    assert set(means) == {"norm", "linear", "tuned"} and all(math.isfinite(v) for v in means.values())
+    assert set(comparison["battery_first_rank1"]) == {"norm", "linear", "tuned"}
+    assert document["diagnostics"]["lens"]["maps"]["kind"] == "tuned"
+    assert document["diagnostics"]["last_layer_consistency"]["ok"]
+    archived = next(p for p in (tmp_path / "out").iterdir() if p.name.startswith("run-") and p.name != "run-latest")
+    for kind in ("lens-kl", "pure-next-token", "facts"):
+        name = f"output-{folder.name}-{kind}.csv"
+        assert (archived / name).read_bytes() == (run_dir / name).read_bytes(), kind
