@@ -19,7 +19,8 @@ from layers_core.runs.run_folder import LATEST
 HERE = Path(__file__).resolve().parent
 COMMAND = ReportCommand(
     experiment="001_layers_and_logits",
-    files="heatmap-<model>.png, heatmap-entropy-<model>.png, trajectory-<model>.png, cross-model.png",
+    files="heatmap-<model>.png, heatmap-entropy-<model>.png, trajectory-<model>.png, lenses-<model>.png "
+          "(runs with --lens tuned or linear), cross-model.png",
     write_reports=write_reports,
     default_run_dir=HERE / LATEST,
 )

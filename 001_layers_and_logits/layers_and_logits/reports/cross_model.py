@@ -11,16 +11,29 @@ from pathlib import Path
 from typing import Any
 
 from layers_and_logits.reports.evaluation_md import GENERATED_BY
+from layers_and_logits.reports.lens_names import lens_name, ordered_lenses
+from layers_and_logits.reports.md_lenses import BATTERY_RANK1, MEAN_KL
 from layers_and_logits.reports.md_model import consistency_passed
 from layers_and_logits.reports.md_prompts import answer_token, is_aligned, milestone_keys
 from layers_and_logits.reports.milestones import fmt_milestone_of, fmt_reached, milestone_label
 from layers_and_logits.reports.run_artefacts import LensModel, LensRun
 from layers_core.lens.consistency import KL_LIMIT_BITS
-from layers_core.reports.formats import MISSING, fmt_depth, fmt_exact, fmt_milestone, fmt_text, fmt_token, fmt_yes_no
+from layers_core.reports.formats import (
+    MISSING,
+    fmt_bits,
+    fmt_depth,
+    fmt_exact,
+    fmt_int,
+    fmt_milestone,
+    fmt_text,
+    fmt_token,
+    fmt_yes_no,
+)
 from layers_core.reports.markdown import md_image, md_table
 from layers_core.reports.report_files import cross_model_path, not_included
 
 SAME_PROMPT_MILESTONE = "first_rank1"
+NOT_COMPARED = "not compared"  # a lens this model's run did not compare (a linear run has no tuned lens)
 
 
 def models_table(models: list[LensModel]) -> str:
@@ -91,6 +104,68 @@ def facts_table(models: list[LensModel]) -> str:
     return md_table(["Model", "Battery", "Milestone", "Median depth", "Q1", "Q3", "Facts reaching it"], rows) + note
 
 
+def _lens_rows(compared: list[LensModel], key: str) -> list[str]:
+    return ordered_lenses(lens for m in compared for lens in ((m.lens_comparison or {}).get(key) or {}))
+
+
+def lens_kl_table(compared: list[LensModel]) -> str:
+    """Mean KL(last layer ‖ lens) over layers 0..L-1 on held-out text: one row per lens, one column per model."""
+    rows = []
+    for lens in _lens_rows(compared, MEAN_KL):
+        means = [(m.lens_comparison or {}).get(MEAN_KL) or {} for m in compared]
+        rows.append([fmt_token(lens)] + [fmt_bits(m[lens]) if lens in m else NOT_COMPARED for m in means])
+    return md_table(["Lens"] + [fmt_token(m.name) for m in compared], rows)
+
+
+def _rank1_cell(battery: dict[str, Any] | None, lens: str) -> str:
+    if battery is None:
+        return "not run"
+    if lens not in battery:
+        return NOT_COMPARED
+    stats = battery[lens]
+    if not isinstance(stats, dict):
+        return MISSING
+    reached = fmt_reached(stats, MISSING)
+    if stats.get("median") is None:
+        return f"never ({reached})"
+    return f"{fmt_depth(stats['median'])} ({fmt_depth(stats.get('q1'))}-{fmt_depth(stats.get('q3'))}; {reached})"
+
+
+def lens_rank1_table(compared: list[LensModel]) -> str:
+    """The battery's median first-rank-1 depth under each lens: one row per lens, one column per model."""
+    rows = [[fmt_token(lens)] + [_rank1_cell((m.lens_comparison or {}).get(BATTERY_RANK1), lens) for m in compared]
+            for lens in _lens_rows(compared, BATTERY_RANK1)]
+    if not rows:
+        return "Not measured: no model ran the fact battery with its lens comparison."
+    return md_table(["Lens"] + [fmt_token(m.name) for m in compared], rows)
+
+
+def lenses_section(models: list[LensModel]) -> str | None:
+    """The lenses compared across models (each model under the same lens); None when no model compared them."""
+    compared = [m for m in models if m.lens_comparison is not None]
+    if not compared:
+        return None
+    held = "; ".join(f"{fmt_token(m.name)}: {fmt_int(((m.lens_comparison or {}).get('heldout') or {}).get('tokens'))}"
+                     for m in compared)
+    parts = ["## Lenses compared",
+             "Runs with `--lens tuned` or `--lens linear` compare the norm lens with fitted lenses ("
+             + ", ".join(f"`{lens}`: {lens_name(lens)}" for lens in _lens_rows(compared, MEAN_KL)) + ") on "
+             f"held-out text of the bundled corpus. Read a row to compare the models under the same lens. Held-out "
+             f"tokens per model: {held} (each model's own tokenizer). `{NOT_COMPARED}`: that model's run did not "
+             "compare this lens (a `--lens linear` run compares only the norm lens and the linear shortcut).",
+             "### Mean KL to the last layer over layers 0..L-1 (bits)", lens_kl_table(compared),
+             "### Battery: median rank-1 depth by lens",
+             "Relative depth of the first layer where the lens ranks the answer top-1: median (Q1-Q3; facts "
+             "reaching rank 1 of the aligned facts), over the facts that reach it; `never` when none does.",
+             lens_rank1_table(compared)]
+    lens_modes = {m.name: (m.summary.get("provenance") or {}).get("lens_mode", MISSING) for m in models}
+    without = [f"{fmt_token(m.name)} (lens {fmt_text(str(lens_modes[m.name]))})"
+               for m in models if m.lens_comparison is None]
+    if without:
+        parts.append(f"No lens comparison for: {', '.join(without)}.")
+    return "\n\n".join(parts)
+
+
 def build_cross_model(run: LensRun, plot: Path | None) -> str:
     """The whole cross-model markdown."""
     models = run.ok_models
@@ -108,6 +183,8 @@ def build_cross_model(run: LensRun, plot: Path | None) -> str:
               f"First layer where the answer is top-1 ({milestone_label(SAME_PROMPT_MILESTONE)}) for each "
               "battery prompt.", same_prompt_table(models),
               "## Fact battery", facts_table(models)]
+    lenses = lenses_section(models)
+    parts += [lenses] if lenses else []
     if plot is not None:
         parts += ["## Plot", "Top: p(answer), answer rank and KL to the last layer against relative depth, main "
                   "prompt of each model. Bottom (when the fact battery ran): relative depth where each fact first "

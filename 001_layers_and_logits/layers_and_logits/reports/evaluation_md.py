@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from layers_and_logits.artefact_schema import PURE_NEXT_TOKEN, RECORDS
+from layers_and_logits.reports.md_lenses import LENS_PLOT, lens_section
 from layers_and_logits.reports.md_model import consistency_section, facts_section, setup_section
 from layers_and_logits.reports.md_prompts import comparison_lines, endings_table, milestone_table, prompt_section
 from layers_and_logits.reports.run_artefacts import LensModel
@@ -34,8 +35,10 @@ def plots_section(plots: dict[str, Path]) -> str:
     """Relative links to the plots written for this model, each with what it shows.
 
     Args:
-        plots: plot kind ("heatmap", "heatmap-entropy", "trajectory") to its file.
+        plots: plot kind ("heatmap", "heatmap-entropy", "trajectory") to its file; the lens comparison
+            plot ("lenses") is linked from its own section instead.
     """
+    plots = {kind: path for kind, path in plots.items() if kind != LENS_PLOT}
     if not plots:
         return "## Plots\n\nNo plots: the CSVs they are drawn from are missing from this folder."
     lines = ["## Plots"]
@@ -73,8 +76,9 @@ def build_evaluation(model: LensModel, plots: dict[str, Path]) -> str:
              "Answer rank and p(answer) at layer L come from the lens (JSON key_layers).\n\n"
              + endings_table(prompts) + "\n\n" + "\n".join(comparison_lines(prompts, main_id)),
              plots_section(plots),
-             facts_section(summary.get("facts")),
-             "## Prompts in detail"]
+             facts_section(summary.get("facts"))]
+    lenses = lens_section(model, plots.get(LENS_PLOT))
+    parts += ([lenses] if lenses else []) + ["## Prompts in detail"]
     parts += [prompt_section(p, p["prompt_id"] == main_id) for p in prompts]
     return "\n\n".join(part.rstrip() for part in parts) + "\n"
 

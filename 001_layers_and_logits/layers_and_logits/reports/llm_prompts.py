@@ -3,15 +3,18 @@
 When the artefacts do not fit the budget (``layers_core.reports.llm_pack``), the
 trim levels below are tried in order: fewer top-k columns of the pure next-token
 CSV (top1..top5, then only top1), then no ``facts.per_fact`` list in the JSON,
-then only the main prompt's rows plus the key layers of the others.
+then only the main prompt's rows plus the key layers of the others. The lens-kl
+CSV of a run that compared lenses (one row per lens and layer) is small and is
+always inlined whole; a run without it inlines nothing in its place.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from layers_and_logits.artefact_schema import PURE_NEXT_TOKEN
+from layers_and_logits.artefact_schema import LENS_KL, PURE_NEXT_TOKEN
 from layers_and_logits.reports.run_artefacts import LensModel
 from layers_core.reports.csv_trim import keep_rows, keep_topk, max_topk
 from layers_core.reports.llm_pack import Source, TrimLevels, TrimStep, read_source
@@ -19,7 +22,8 @@ from layers_core.reports.prompt_pack import PromptPack
 from layers_core.runs.artefacts import artefact_path
 
 EXPERIMENT = "001_layers_and_logits"  # its templates are in prompts/001_layers_and_logits/
-INLINED_CSVS = (PURE_NEXT_TOKEN,)  # the records and facts CSVs are too long to paste
+INLINED_CSVS = (PURE_NEXT_TOKEN, LENS_KL)  # the records and facts CSVs are too long to paste
+OPTIONAL_CSVS = frozenset({LENS_KL})  # only runs with --lens tuned or linear write it: absent means not inlined
 
 
 def _file_name(name: str, kind: str) -> str:
@@ -80,9 +84,11 @@ TRIM_LEVELS: TrimLevels = (
 
 
 def source_for(model: LensModel, run_dir: Path) -> Source:
-    """The exact JSON text and pure next-token CSV of one ok model."""
+    """The exact JSON text, pure next-token CSV and (when the run compared lenses) lens-kl CSV of one ok model."""
     model.prompt(model.main_prompt_id)  # a JSON without its main prompt is refused here, before any trim needs it
-    return read_source(model, run_dir, INLINED_CSVS)
+    src = read_source(model, run_dir, INLINED_CSVS)
+    tables = {kind: t for kind, t in src.tables.items() if t is not None or kind not in OPTIONAL_CSVS}
+    return replace(src, tables=tables)
 
 
 PACK = PromptPack(EXPERIMENT, source_for, TRIM_LEVELS)

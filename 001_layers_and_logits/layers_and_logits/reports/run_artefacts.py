@@ -7,7 +7,15 @@ from typing import Any
 
 import pandas as pd
 
-from layers_and_logits.artefact_schema import CSV_KINDS, FACTS, PURE_NEXT_TOKEN, RECORDS, SCHEMA_VERSION
+from layers_and_logits.artefact_schema import (
+    CSV_KINDS,
+    FACTS,
+    LENS_KL,
+    PURE_NEXT_TOKEN,
+    RECORDS,
+    SCHEMA_VERSION,
+    TEXT_COLUMNS,
+)
 from layers_core.reports.run_reader import ModelArtefacts, ReportInputError, RunArtefacts, RunSchema, read_run
 from layers_core.runs.artefacts import artefact_path
 
@@ -16,6 +24,7 @@ SCHEMA = RunSchema(
     schema_version=SCHEMA_VERSION,
     csv_kinds=CSV_KINDS,
     required_keys=("diagnostics", "main_prompt_id", "prompts"),
+    text_columns=TEXT_COLUMNS,
 )
 
 
@@ -36,6 +45,17 @@ class LensModel(ModelArtefacts):
     def facts(self) -> pd.DataFrame | None:
         """The fact-battery CSV, or None when absent."""
         return self.table(FACTS)
+
+    @property
+    def lens_kl(self) -> pd.DataFrame | None:
+        """The lens-comparison CSV (one row per lens x layer; runs with ``--lens tuned/linear``), or None."""
+        return self.table(LENS_KL)
+
+    @property
+    def lens_comparison(self) -> dict[str, Any] | None:
+        """The JSON's ``lens_comparison`` (the lenses on held-out text and on the battery), or None."""
+        entry = self.summary.get("lens_comparison")
+        return entry if isinstance(entry, dict) else None
 
     @property
     def n_layers(self) -> int:
