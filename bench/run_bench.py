@@ -49,6 +49,8 @@ METHODS = [
     "floor of the answer sweep: plain forward (logits for the last position only) + one matmul of the "
     "L+1 answer rows with the unembedding; floor of the all-position records: plain forward + one "
     "F.linear of [T, d] rows per layer (L+1 of them)",
+    "'under a tuned lens': the answer sweep with a d x d map per layer before the head (near-identity stand-in "
+    "maps: the time does not depend on the fitted values), in the answer group, as a ratio to the norm-lens sweep",
     "'tiled matmul' is the sweep's own vocabulary-tiled matmul with no statistics: the part of the "
     "all-position time that is arithmetic, not measurement",
     "peak memory, cpu: " + memory.METHODS["cpu"] + "; cuda: " + memory.METHODS["cuda"] + "; mps: "

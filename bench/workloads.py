@@ -9,6 +9,9 @@ Floors (the least any implementation must do):
         for one prompt, as 001 would run it when only the answer position is needed.
     all_positions: ``capture_residuals(positions="all")`` + ``sweep_prompt`` (records at
         every position and the answer position in full), as ``analyse_prompt`` runs it.
+    answer_sweep_tuned: the answer sweep under a tuned lens (a ``d x d`` map per layer before
+        the head), timed against ``answer_sweep``; near-identity stand-in maps, since the
+        time does not depend on the fitted values.
 Extra, to show where time goes: ``unembed_all_rows_tiled`` is the sweep's own
 tiled matmul without any statistics.
 """
@@ -26,6 +29,7 @@ from torch import Tensor
 from layers_core.hooks.capture import capture_residuals
 from layers_core.lens.layer_sweep import sweep_last_positions, sweep_prompt
 from layers_core.lens.lens import Lens
+from layers_core.lens.translators import LensIdentity, LensMaps
 from layers_core.lens.vocab_tiles import VocabTiles
 from layers_core.models.architecture import ModelParts
 from layers_core.models.loading import LoadedModel
@@ -63,6 +67,14 @@ def bench_prompt(tokenizer, n_tokens: int) -> BenchPrompt:
     return BenchPrompt(torch.tensor([ids], dtype=torch.long), alignment.answer_token_id)
 
 
+def stand_in_maps(parts: ModelParts) -> LensMaps:
+    """Near-identity tuned-lens maps of the model's shape (seeded), for timing a fitted lens without fitting one."""
+    identity = LensIdentity("tuned", "bench-stand-in", "none", {}, parts.n_layers, parts.d_model)
+    generator = torch.Generator().manual_seed(0)
+    noise = 0.01 * torch.randn(parts.n_layers, parts.d_model, parts.d_model, generator=generator)
+    return LensMaps(identity, torch.eye(parts.d_model) + noise, torch.zeros(parts.n_layers, parts.d_model))
+
+
 class Workloads:
     """Callables for every measured case of one model and prompt, sharing prepared inputs."""
 
@@ -78,6 +90,8 @@ class Workloads:
         self.parts: ModelParts = loaded.parts
         fp32_unembed = loaded.plan.dtype != "float32"  # what 001 does on a GPU
         self.lens = Lens(self.parts, mode="norm", fp32_unembed=fp32_unembed)
+        # The timing of a fitted lens does not depend on its values: near-identity maps stand in for a fit.
+        self.tuned_lens = Lens(self.parts, mode="tuned", fp32_unembed=fp32_unembed, maps=stand_in_maps(self.parts))
         self.prompt = bench_prompt(loaded.tokenizer, n_tokens)
         self.input_ids = self.prompt.input_ids.to(self.device)
         self.n_tokens = n_tokens
@@ -99,6 +113,7 @@ class Workloads:
             "plain_forward": self.plain_forward,
             "unembed_answer_rows": self.unembed_answer_rows,
             "answer_sweep": self.answer_sweep,
+            "answer_sweep_tuned": self.answer_sweep_tuned,
         }
 
     def all_position_cases(self) -> dict[str, Callable[[], object]]:
@@ -147,6 +162,11 @@ class Workloads:
         """001's answer-position sweep of one prompt: capture the last position, decode every layer."""
         resid, _ = capture_residuals(self.model, self.parts, self.input_ids, positions="last")
         return sweep_last_positions(self.lens, resid[:, :, 0], [self.prompt.answer_id])
+
+    def answer_sweep_tuned(self) -> list:
+        """The same sweep under a tuned lens: one d x d map per layer before the head."""
+        resid, _ = capture_residuals(self.model, self.parts, self.input_ids, positions="last")
+        return sweep_last_positions(self.tuned_lens, resid[:, :, 0], [self.prompt.answer_id])
 
     def capture_all(self) -> tuple[Tensor, Tensor]:
         """Capture every position and the model's last-position logits, as ``analyse_prompt`` does."""

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_ROUNDING_S = 0.5e-6
 REQUIRED = (
     "ratio_answer_sweep", "ratio_all_positions", "mem_over_weights_frac", "ratio_cached_load", "battery_speedup",
+    "ratio_tuned_answer_sweep",
 )
 
 
