@@ -25,3 +25,19 @@ def not_included(models: Sequence[ModelArtefacts]) -> str:
         return "None: every model in this folder ran."
     return "\n".join(f"- `{m.name}` ({fmt_text(m.status)}): {fmt_text(m.reason or 'no reason recorded')}"
                      for m in models)
+
+
+def not_run_report(model: ModelArtefacts, title: str, generated_by: str, results: str) -> str:
+    """The short evaluation markdown of a model that was skipped or failed: its status, reason and spec.
+
+    Args:
+        model: The model's artefacts (its JSON holds the status and the reason).
+        title: The experiment's report title, e.g. "003 activation patching".
+        generated_by: The experiment's provenance line.
+        results: What exists for no such model, e.g. "patching results".
+    """
+    info = model.summary.get("model") or {}
+    lines = [f"# {title}: {model.name}", generated_by,
+             f"Status: **{fmt_text(model.status)}**. Reason: {fmt_text(model.reason or 'none recorded')}",
+             f"Model spec: {fmt_text(info.get('spec', model.name))}. No {results} exist for it."]
+    return "\n\n".join(lines) + "\n"

@@ -121,6 +121,11 @@ OK, SKIPPED, FAILED = "ok", "skipped", "failed"
 _JSON_SUFFIX = ".json"
 
 
+def artefact_name(name: str, kind: str) -> str:
+    """``artefact_path``'s file name alone (``output-<name>.json``, ``output-<name>-<kind>.csv``), for messages."""
+    return artefact_path(Path(), name, kind).name
+
+
 def artefact_path(run_dir: Path, name: str, kind: str) -> Path:
     """The one spelling of a model's artefact file names in a run folder.
 

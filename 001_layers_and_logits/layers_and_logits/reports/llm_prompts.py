@@ -19,15 +19,12 @@ from layers_and_logits.reports.run_artefacts import LensModel
 from layers_core.reports.csv_trim import keep_rows, keep_topk, max_topk
 from layers_core.reports.llm_pack import Source, TrimLevels, TrimStep, read_source
 from layers_core.reports.prompt_pack import PromptPack
-from layers_core.runs.artefacts import artefact_path
+from layers_core.runs.artefacts import artefact_name
 
 EXPERIMENT = "001_layers_and_logits"  # its templates are in prompts/001_layers_and_logits/
 INLINED_CSVS = (PURE_NEXT_TOKEN, LENS_KL)  # the records and facts CSVs are too long to paste
 OPTIONAL_CSVS = frozenset({LENS_KL})  # only runs with --lens tuned or linear write it: absent means not inlined
 
-
-def _file_name(name: str, kind: str) -> str:
-    return artefact_path(Path(), name, kind).name
 
 
 def keep_top(k: int) -> TrimStep:
@@ -38,8 +35,8 @@ def keep_top(k: int) -> TrimStep:
         if table is None or k >= (top := max_topk(table)):
             return src, []
         kept = "only top1" if k == 1 else f"top1..top{k}"
-        note = (f"{_file_name(src.name, PURE_NEXT_TOKEN)}: columns top{k + 1}..top{top} and p_top{k + 1}..p_top{top} "
-                f"removed ({kept} kept).")
+        note = (f"{artefact_name(src.name, PURE_NEXT_TOKEN)}: columns top{k + 1}..top{top} and "
+                f"p_top{k + 1}..p_top{top} removed ({kept} kept).")
         return src.with_table(PURE_NEXT_TOKEN, keep_topk(table, k)), [note]
 
     return step
@@ -51,7 +48,7 @@ def drop_per_fact(src: Source) -> tuple[Source, list[str]]:
     if not per_fact:
         return src, []
     facts = {k: v for k, v in src.summary["facts"].items() if k != "per_fact"}
-    note = (f"{_file_name(src.name, 'json')}: facts.per_fact removed ({len(per_fact)} entries; the "
+    note = (f"{artefact_name(src.name, 'json')}: facts.per_fact removed ({len(per_fact)} entries; the "
             "facts.milestones summary is kept).")
     return src.with_summary({**src.summary, "facts": facts}), [note]
 
@@ -69,7 +66,7 @@ def keep_key_rows(src: Source) -> tuple[Source, list[str]]:
         return src, []
     main, layers = str(src.summary["main_prompt_id"]), _key_layers(src.summary)
     table = keep_rows(table, lambda r: r.get("prompt_id") == main or int(r.get("layer", -1)) in layers)
-    note = (f"{_file_name(src.name, PURE_NEXT_TOKEN)}: rows of prompts other than `{main}` kept only at the key "
+    note = (f"{artefact_name(src.name, PURE_NEXT_TOKEN)}: rows of prompts other than `{main}` kept only at the key "
             f"layers {sorted(layers)}.")
     return src.with_table(PURE_NEXT_TOKEN, table), [note]
 

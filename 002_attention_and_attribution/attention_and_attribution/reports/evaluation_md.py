@@ -14,9 +14,8 @@ from attention_and_attribution.reports.md_common import DLA_NOTE, GENERATED_BY, 
 from attention_and_attribution.reports.md_model import setup_section, sum_check_section
 from attention_and_attribution.reports.md_prompts import prompts_section
 from attention_and_attribution.reports.run_artefacts import AttributionModel
-from layers_core.reports.formats import fmt_text
 from layers_core.reports.markdown import md_image
-from layers_core.reports.report_files import evaluation_path
+from layers_core.reports.report_files import evaluation_path, not_run_report
 
 PLOT_NOTES = {
     "head-grid": "Median DLA of every head (layer up, head across), red towards the answer, blue towards the foil; "
@@ -48,17 +47,12 @@ def build_evaluation(model: AttributionModel, plots: dict[str, Path]) -> str:
     return "\n\n".join(part.rstrip() for part in parts) + "\n"
 
 
-def build_not_run(model: AttributionModel) -> str:
-    """The short report of a model that was skipped or failed."""
-    info = model.summary.get("model") or {}
-    lines = [f"# {TITLE}: {model.name}", GENERATED_BY,
-             f"Status: **{fmt_text(model.status)}**. Reason: {fmt_text(model.reason or 'none recorded')}",
-             f"Model spec: {fmt_text(info.get('spec', model.name))}. No attribution results exist for it."]
-    return "\n\n".join(lines) + "\n"
 
 
 def write_evaluation(model: AttributionModel, run_dir: Path, plots: dict[str, Path]) -> Path:
     """Write ``evaluation-<name>.md`` (the short version for a skipped or failed model)."""
     path = evaluation_path(run_dir, model.name)
-    path.write_text(build_evaluation(model, plots) if model.ok else build_not_run(model), encoding="utf-8")
+    text = (build_evaluation(model, plots) if model.ok
+            else not_run_report(model, TITLE, GENERATED_BY, "attribution results"))
+    path.write_text(text, encoding="utf-8")
     return path

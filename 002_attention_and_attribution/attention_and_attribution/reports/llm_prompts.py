@@ -13,10 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from attention_and_attribution.artefact_schema import ABLATION, BATTERY_ROW, HEAD_SUMMARY, LAYERS
-from attention_and_attribution.reports.run_artefacts import AttributionModel, csv_name, json_name
+from attention_and_attribution.reports.run_artefacts import AttributionModel
 from layers_core.reports.csv_trim import keep_rows
 from layers_core.reports.llm_pack import Source, TrimLevels, TrimStep, read_source
 from layers_core.reports.prompt_pack import PromptPack
+from layers_core.runs.artefacts import artefact_name
 
 EXPERIMENT = "002_attention_and_attribution"  # its templates are in prompts/002_attention_and_attribution/
 INLINED_CSVS = (HEAD_SUMMARY, ABLATION, LAYERS)
@@ -28,7 +29,8 @@ def drop_battery_facts(src: Source) -> tuple[Source, list[str]]:
     if not facts:
         return src, []
     battery = {k: v for k, v in src.summary["battery"].items() if k != "facts"}
-    note = f"{json_name(src.name)}: battery.facts removed ({len(facts)} entries; the battery's counts are kept)."
+    note = (f"{artefact_name(src.name, 'json')}: battery.facts removed ({len(facts)} entries; the battery's counts "
+            "are kept).")
     return src.with_summary({**src.summary, "battery": battery}), [note]
 
 
@@ -40,7 +42,7 @@ def keep_ranks(n: int) -> TrimStep:
         if table is None or len(table[1]) <= n:
             return src, []
         kept = keep_rows(table, lambda r: r.get("rank", "").isdigit() and int(r["rank"]) <= n)
-        note = f"{csv_name(src.name, HEAD_SUMMARY)}: only the heads of rank 1..{n} kept (of {len(table[1])})."
+        note = f"{artefact_name(src.name, HEAD_SUMMARY)}: only the heads of rank 1..{n} kept (of {len(table[1])})."
         return src.with_table(HEAD_SUMMARY, kept), [note]
 
     return step

@@ -20,7 +20,7 @@ from attention_and_attribution.artefact_schema import (
     layers_columns,
 )
 from layers_core.reports.run_reader import ModelArtefacts, ReportInputError, RunArtefacts, RunSchema, read_run
-from layers_core.runs.artefacts import artefact_path
+from layers_core.runs.artefacts import artefact_name
 
 SCHEMA = RunSchema(
     run_script="002_attention_and_attribution/run.py",
@@ -97,13 +97,14 @@ class AttributionModel(ModelArtefacts):
         for entry in self.prompts + list((self.battery or {}).get("facts") or []):
             if entry.get("prompt_id") == prompt_id:
                 return entry
-        raise ReportInputError(f"{json_name(self.name)} has no prompt '{prompt_id}': {SCHEMA.rerun('this model')}.")
+        raise ReportInputError(f"{artefact_name(self.name, 'json')} has no prompt '{prompt_id}': "
+                               f"{SCHEMA.rerun('this model')}.")
 
     def csv(self, kind: str) -> pd.DataFrame:
         """A CSV the reports need (checked present by ``read_attribution_run``)."""
         table = self.table(kind)
         if table is None:
-            raise ReportInputError(f"{csv_name(self.name, kind)} is missing: {SCHEMA.rerun('this model')}.")
+            raise ReportInputError(f"{artefact_name(self.name, kind)} is missing: {SCHEMA.rerun('this model')}.")
         return table
 
     @property
@@ -117,14 +118,6 @@ class AttributionModel(ModelArtefacts):
         return table[table["prompt_id"] == self.main_prompt_id]
 
 
-def json_name(name: str) -> str:
-    """``output-<name>.json``."""
-    return artefact_path(Path(), name, "json").name
-
-
-def csv_name(name: str, kind: str) -> str:
-    """``output-<name>-<kind>.csv``."""
-    return artefact_path(Path(), name, kind).name
 
 
 def check_model(model: AttributionModel) -> None:
@@ -138,11 +131,12 @@ def check_model(model: AttributionModel) -> None:
         table = model.csv(kind)
         missing = [c for c in columns() if c not in table.columns]
         if missing:
-            raise ReportInputError(f"{csv_name(model.name, kind)} lacks the column(s) {', '.join(missing)}: {remedy}.")
+            raise ReportInputError(f"{artefact_name(model.name, kind)} lacks the column(s) {', '.join(missing)}: "
+                                   f"{remedy}.")
     model.prompt(model.main_prompt_id)
     for kind in (LAYERS,):  # the attention CSV holds prompts, not facts: its plot is left out when it has no rows
         if model.main_rows(kind).empty:
-            raise ReportInputError(f"{csv_name(model.name, kind)} has no rows for the main prompt "
+            raise ReportInputError(f"{artefact_name(model.name, kind)} has no rows for the main prompt "
                                    f"'{model.main_prompt_id}': {remedy}.")
 
 

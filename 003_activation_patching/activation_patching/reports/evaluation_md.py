@@ -18,9 +18,8 @@ from activation_patching.reports.md_model import setup_section
 from activation_patching.reports.md_pairs import pairs_section
 from activation_patching.reports.md_sweep import sweep_section
 from activation_patching.reports.run_artefacts import PatchingModel
-from layers_core.reports.formats import fmt_text
 from layers_core.reports.markdown import md_image
-from layers_core.reports.report_files import evaluation_path
+from layers_core.reports.report_files import evaluation_path, not_run_report
 
 PLOT_NOTES = {
     "tracing": "Causal tracing of the first fully swept pair: restoration of each residual, attention output and MLP "
@@ -55,17 +54,12 @@ def build_evaluation(model: PatchingModel, plots: dict[str, Path]) -> str:
     return "\n\n".join(part.rstrip() for part in parts) + "\n"
 
 
-def build_not_run(model: PatchingModel) -> str:
-    """The short report of a model that was skipped or failed."""
-    info = model.summary.get("model") or {}
-    lines = [f"# {TITLE}: {model.name}", GENERATED_BY,
-             f"Status: **{fmt_text(model.status)}**. Reason: {fmt_text(model.reason or 'none recorded')}",
-             f"Model spec: {fmt_text(info.get('spec', model.name))}. No patching results exist for it."]
-    return "\n\n".join(lines) + "\n"
 
 
 def write_evaluation(model: PatchingModel, run_dir: Path, plots: dict[str, Path]) -> Path:
     """Write ``evaluation-<name>.md`` (the short version for a skipped or failed model)."""
     path = evaluation_path(run_dir, model.name)
-    path.write_text(build_evaluation(model, plots) if model.ok else build_not_run(model), encoding="utf-8")
+    text = (build_evaluation(model, plots) if model.ok
+            else not_run_report(model, TITLE, GENERATED_BY, "patching results"))
+    path.write_text(text, encoding="utf-8")
     return path

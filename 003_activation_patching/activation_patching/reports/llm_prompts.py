@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from activation_patching.artefact_schema import PATCHING
-from activation_patching.reports.run_artefacts import PatchingModel, csv_name, json_name
+from activation_patching.reports.run_artefacts import PatchingModel
 from layers_core.reports.csv_trim import keep_rows
 from layers_core.reports.llm_pack import Source, TrimLevels, TrimStep, read_source
 from layers_core.reports.prompt_pack import PromptPack
+from layers_core.runs.artefacts import artefact_name
 
 EXPERIMENT = "003_activation_patching"  # its templates are in prompts/003_activation_patching/
 INLINED_CSVS = (PATCHING,)
@@ -38,7 +39,7 @@ def keep_components(components: Collection[str], what: str) -> TrimStep:
         kept = keep_rows(table, lambda r: r.get("component") in components)
         if len(kept[1]) == len(table[1]):
             return src, []
-        note = f"{csv_name(src.name, PATCHING)}: {what} removed ({len(table[1]) - len(kept[1])} rows)."
+        note = f"{artefact_name(src.name, PATCHING)}: {what} removed ({len(table[1]) - len(kept[1])} rows)."
         return src.with_table(PATCHING, kept), [note]
 
     return step
@@ -51,8 +52,8 @@ def slim_pairs(src: Source) -> tuple[Source, list[str]]:
     if slim == pairs:
         return src, []
     n_slim = sum(not p.get("full_sweep") for p in pairs)
-    note = (f"{json_name(src.name)}: {', '.join(SLIM_DROPS)} removed from the {n_slim} pairs not fully swept "
-            "(their logit differences, gaps and flags are kept).")
+    note = (f"{artefact_name(src.name, 'json')}: {', '.join(SLIM_DROPS)} removed from the {n_slim} pairs not "
+            "fully swept (their logit differences, gaps and flags are kept).")
     return src.with_summary({**src.summary, "pairs": slim}), [note]
 
 

@@ -20,7 +20,7 @@ from activation_patching.artefact_schema import (
     patching_columns,
 )
 from layers_core.reports.run_reader import ModelArtefacts, ReportInputError, RunArtefacts, RunSchema, read_run
-from layers_core.runs.artefacts import artefact_path
+from layers_core.runs.artefacts import artefact_name
 
 SCHEMA = RunSchema(
     run_script="003_activation_patching/run.py",
@@ -108,13 +108,14 @@ class PatchingModel(ModelArtefacts):
         for entry in self.pairs:
             if entry.get("pair_id") == pair_id:
                 return entry
-        raise ReportInputError(f"{json_name(self.name)} has no pair '{pair_id}': {SCHEMA.rerun('this model')}.")
+        raise ReportInputError(f"{artefact_name(self.name, 'json')} has no pair '{pair_id}': "
+                               f"{SCHEMA.rerun('this model')}.")
 
     def csv(self, kind: str) -> pd.DataFrame:
         """A CSV the reports need (checked present by ``read_patching_run``)."""
         table = self.table(kind)
         if table is None:
-            raise ReportInputError(f"{csv_name(self.name, kind)} is missing: {SCHEMA.rerun('this model')}.")
+            raise ReportInputError(f"{artefact_name(self.name, kind)} is missing: {SCHEMA.rerun('this model')}.")
         return table
 
     def pair_rows(self, kind: str, pair_id: str) -> pd.DataFrame:
@@ -123,14 +124,6 @@ class PatchingModel(ModelArtefacts):
         return table[table["pair_id"] == pair_id]
 
 
-def json_name(name: str) -> str:
-    """``output-<name>.json``."""
-    return artefact_path(Path(), name, "json").name
-
-
-def csv_name(name: str, kind: str) -> str:
-    """``output-<name>-<kind>.csv``."""
-    return artefact_path(Path(), name, kind).name
 
 
 def check_model(model: PatchingModel) -> None:
@@ -144,11 +137,12 @@ def check_model(model: PatchingModel) -> None:
         table = model.csv(kind)
         missing = [c for c in columns() if c not in table.columns]
         if missing:
-            raise ReportInputError(f"{csv_name(model.name, kind)} lacks the column(s) {', '.join(missing)}: {remedy}.")
+            raise ReportInputError(f"{artefact_name(model.name, kind)} lacks the column(s) {', '.join(missing)}: "
+                                   f"{remedy}.")
     for pair_id in model.full_sweeps:
         model.pair(pair_id)
         if model.pair_rows(PATCHING, pair_id).empty:
-            raise ReportInputError(f"{csv_name(model.name, PATCHING)} has no rows for the fully swept pair "
+            raise ReportInputError(f"{artefact_name(model.name, PATCHING)} has no rows for the fully swept pair "
                                    f"'{pair_id}': {remedy}.")
 
 
