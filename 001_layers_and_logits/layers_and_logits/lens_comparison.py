@@ -63,7 +63,7 @@ def comparison_document(rows: Sequence[dict[str, Any]], fits: Mapping[str, Fitte
                         battery: dict[str, Any] | None, heldout_tokens: int) -> dict[str, Any]:
     """The JSON's ``lens_comparison``: held-out text, the fits' provenance, mean KLs, battery depths."""
     return {
-        "heldout": {"windows": FIT_PLAN.heldout_windows, "window": FIT_PLAN.window, "tokens": heldout_tokens,
+        "heldout": {"windows": heldout_tokens // FIT_PLAN.window, "window": FIT_PLAN.window, "tokens": heldout_tokens,
                     "source": "bundled corpus, held-out documents (layers_core.corpus.split_documents)"},
         "fits": {name: fit.describe() for name, fit in fits.items()},
         "mean_kl_bits_layers_0_to_L_minus_1": mean_kl_before_last(rows, n_layers),

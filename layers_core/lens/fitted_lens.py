@@ -51,7 +51,8 @@ class FitPlan:
         window: Tokens per window.
         linear_windows: Training windows of the linear shortcut.
         tuned_windows: Training windows the tuned lens draws its positions from (small head, large head).
-        heldout_windows: Held-out windows the lenses are compared on.
+        heldout_windows: Held-out windows the lenses are compared on (small head, large head: the
+            comparison decodes every layer over the whole vocabulary, ~3 lenses x L x V x d per position).
         forward_batch: Windows per forward pass.
         small_head: The tuned lens's recipe for a head of at most ``LARGE_HEAD_FLOPS``.
         large_head: Its recipe above that.
@@ -60,7 +61,7 @@ class FitPlan:
     window: int = 128
     linear_windows: int = 48
     tuned_windows: tuple[int, int] = (16, 8)
-    heldout_windows: int = 6
+    heldout_windows: tuple[int, int] = (6, 2)
     forward_batch: int = 8
     small_head: TunedRecipe = field(default_factory=lambda: SMALL_HEAD_RECIPE)
     large_head: TunedRecipe = field(default_factory=lambda: LARGE_HEAD_RECIPE)
@@ -77,6 +78,10 @@ class FitPlan:
     def tuned_recipe(self, parts: ModelParts) -> TunedRecipe:
         """The tuned lens's recipe for this model."""
         return self.large_head if self.is_large(parts) else self.small_head
+
+    def heldout_window_count(self, parts: ModelParts) -> int:
+        """How many held-out windows the lenses are compared on for this model."""
+        return self.heldout_windows[1] if self.is_large(parts) else self.heldout_windows[0]
 
     def tuned_window_count(self, parts: ModelParts) -> int:
         """How many training windows the tuned lens draws from for this model."""
@@ -111,7 +116,7 @@ def _windows(loaded: LoadedModel, corpus: Corpus, heldout: bool, count: int, pla
 
 def heldout_windows(loaded: LoadedModel, plan: FitPlan = FIT_PLAN) -> Tensor:
     """The held-out windows the lenses are compared on (never seen by any fit)."""
-    return _windows(loaded, bundled_corpus(), True, plan.heldout_windows, plan)
+    return _windows(loaded, bundled_corpus(), True, plan.heldout_window_count(loaded.parts), plan)
 
 
 def fitted_maps_for(
