@@ -315,3 +315,19 @@ def test_tuned_lens_is_fitted_once_compared_on_held_out_text_and_reproducible(
     for kind in ("lens-kl", "pure-next-token", "facts"):
         name = f"output-{folder.name}-{kind}.csv"
         assert (archived / name).read_bytes() == (run_dir / name).read_bytes(), kind
+
+
+@pytest.mark.slow
+def test_linear_lens_compares_only_the_lenses_it_has(tiny_checkpoints, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TINYCAVE_CACHE", str(tmp_path / "cache"))
+    folder = tiny_checkpoints("gpt2")  # LayerNorm with bias
+    result = run_001("--models", str(folder), "--lens", "linear", "--facts", "none", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    run_dir = tmp_path / "out" / "run-latest"
+    document = load_json(run_dir, folder.name)
+    comparison = document["lens_comparison"]
+    assert set(comparison["fits"]) == {"linear"} and comparison["battery_first_rank1"] is None
+    table = read_csv_artefact(run_dir / f"output-{folder.name}-lens-kl.csv", frozenset({"lens"}))
+    assert set(table.lens) == {"norm", "linear"}
+    assert (table[table.layer == document["diagnostics"]["n_layers"]].kl_bits.abs() < 1e-6).all()
