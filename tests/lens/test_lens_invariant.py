@@ -26,6 +26,7 @@ import transformers
 
 from layers_core.hooks.capture import capture_residuals
 from layers_core.lens.lens import LENS_MODES, Lens
+from layers_core.lens.translators import LENS_KINDS, LensIdentity, LensMaps
 from layers_core.models.architecture import model_parts
 from tests import tiny_models
 from tests.tolerances import assert_same_top1, fp_tol, lens_logit_tol, max_abs
@@ -78,13 +79,21 @@ def test_norm_lens_reproduces_model_logits_at_last_layer(family: str) -> None:
     _assert_invariant(model_logits, lens_logits, _logit_err(model, _prompt_ids()))
 
 
+def _stand_in_maps(parts, kind: str) -> LensMaps:
+    """Seeded near-identity maps: a fitted lens's shapes, so its stacked path meets its per-layer path."""
+    identity = LensIdentity(kind, "test", "test", {}, parts.n_layers, parts.d_model)
+    generator = torch.Generator().manual_seed(0)
+    noise = 0.05 * torch.randn(parts.n_layers, parts.d_model, parts.d_model, generator=generator)
+    return LensMaps(identity, torch.eye(parts.d_model) + noise, torch.zeros(parts.n_layers, parts.d_model))
+
+
 @pytest.mark.parametrize("family", ["llama", "gemma2", "gpt2", "olmo2", "phi"])
 def test_stacked_decoding_equals_per_layer_decoding(family: str) -> None:
     model = _build(family)
     parts = model_parts(model)
     resid, _ = capture_residuals(model, parts, _prompt_ids(), positions="all")
     for mode in LENS_MODES:
-        lens = Lens(parts, mode)
+        lens = Lens(parts, mode, maps=_stand_in_maps(parts, mode) if mode in LENS_KINDS else None)
         # One matmul over all layers against one per layer: other shapes, other rounding.
         tol = lens_logit_tol(lens, resid)
         stacked = lens.logits_stack(resid)
@@ -316,6 +325,6 @@ def test_describe_reports_the_head_that_was_applied() -> None:
 def test_bad_mode_and_layer_are_refused() -> None:
     parts = model_parts(_build("llama"))
     with pytest.raises(ValueError, match="lens mode"):
-        Lens(parts, "tuned")
+        Lens(parts, "tuned-lens")
     with pytest.raises(ValueError, match="outside"):
         Lens(parts).logits(torch.zeros(parts.d_model), parts.n_layers + 1)
