@@ -52,10 +52,15 @@ def mean_kl_before_last(rows: Sequence[dict[str, Any]], n_layers: int) -> dict[s
 
 
 def battery_rank1(loaded: LoadedModel, lenses: Mapping[str, Lens], facts: Sequence[PromptCase],
-                  battery_name: str | None) -> dict[str, Any]:
-    """Per lens: the battery's ``first_rank1`` distribution (relative depths over the aligned facts)."""
+                  battery_name: str | None, known: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Per lens: the battery's ``first_rank1`` distribution (relative depths over the aligned facts).
+
+    ``known``: distributions already measured (the run's own lens, from its battery), not measured again.
+    """
     text, n_layers = TokenText(loaded.tokenizer), loaded.parts.n_layers
-    return {name: facts_summary(battery_name, run_fact_battery(loaded, lens, facts), n_layers, text)
+    known = known or {}
+    return {name: known[name] if name in known else
+            facts_summary(battery_name, run_fact_battery(loaded, lens, facts), n_layers, text)
             ["milestones"]["first_rank1"] for name, lens in lenses.items()}
 
 

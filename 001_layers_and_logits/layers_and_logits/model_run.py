@@ -26,9 +26,9 @@ from layers_and_logits.prompt_analysis import (
     record_rows,
 )
 from layers_core.lens.fit_progress import stderr_progress
-from layers_core.lens.fitted_lens import FittedLens, fitted_maps_for, heldout_windows
+from layers_core.lens.fitted_lens import FittedLens, fitted_lenses, heldout_windows
 from layers_core.lens.lens import Lens
-from layers_core.lens.translators import LENS_KINDS, LensKind
+from layers_core.lens.translators import LENS_KINDS
 from layers_core.models.architecture import ModelParts
 from layers_core.prompts.prompt_battery import PromptCase, apply_chat_template
 from layers_core.prompts.token_text import TokenText
@@ -97,12 +97,13 @@ def _analyse(run: ModelRun, spec: LensAnalysis) -> Analysis:
         check_against_cpu(loaded, _case(cases, main_id), run.options.trust_remote_code)
         if spec.check_device else None
     )
+    facts_entry = facts_summary(spec.battery_name, fact_results, n_layers, text) if fact_results else None
     document = {
         "diagnostics": _diagnostics(parts, lens, consistency, device_check),
         "main_prompt_id": main_id,
         "prompts": [prompt_summary(r, n_layers, text) for r in results],
-        "facts": facts_summary(spec.battery_name, fact_results, n_layers, text) if fact_results else None,
-        "lens_comparison": _compare_lenses(run, spec, fits, head) if fits else None,
+        "facts": facts_entry,
+        "lens_comparison": _compare_lenses(run, spec, fits, head, lens, facts_entry) if fits else None,
     }
     return Analysis(
         document=document,
@@ -116,20 +117,29 @@ def _fitted_lenses(run: ModelRun, lens_mode: str) -> dict[str, FittedLens]:
     """The fitted maps a tuned or linear run needs (the tuned lens's run compares the linear shortcut too)."""
     if lens_mode not in LENS_KINDS:
         return {}
-    kinds: tuple[LensKind, ...] = ("linear",) if lens_mode == "linear" else ("linear", "tuned")
-    progress, status = stderr_progress(), (lambda line: print(f"{run.name}: {line}", file=sys.stderr))
-    return {kind: fitted_maps_for(run.loaded, kind, progress=progress, status=status) for kind in kinds}
+    def status(line: str) -> None:
+        print(f"{run.name}: {line}", file=sys.stderr)
+
+    fits = fitted_lenses(run.loaded, lens_mode, progress=stderr_progress(), status=status)
+    return {str(kind): fit for kind, fit in fits.items()}
 
 
-def _compare_lenses(run: ModelRun, spec: LensAnalysis, fits: dict[str, FittedLens], norm: Lens) -> dict:
-    """Every lens on held-out text and on the battery; writes the lens-kl CSV, returns the JSON entry."""
+def _compare_lenses(run: ModelRun, spec: LensAnalysis, fits: dict[str, FittedLens], norm: Lens, run_lens: Lens,
+                    facts_entry: dict | None) -> dict:
+    """Every lens on held-out text and on the battery; writes the lens-kl CSV, returns the JSON entry.
+
+    The run's own lens is the one the prompts and the battery were decoded with: its battery depths are
+    taken from ``facts_entry`` rather than measured again.
+    """
     loaded = run.loaded
-    lenses = {"norm": norm, **{kind: Lens(loaded.parts, mode=kind, fp32_unembed=norm.upcast, maps=fit.maps)
+    lenses = {"norm": norm, **{kind: run_lens if kind == run_lens.mode else
+                               Lens(loaded.parts, mode=kind, fp32_unembed=norm.upcast, maps=fit.maps)
                                for kind, fit in fits.items()}}
     windows = heldout_windows(loaded)
     rows = lens_kl_rows(loaded, lenses, windows)
     artefacts.write_csv(run.artefact(artefact_schema.LENS_KL), rows, artefact_schema.lens_kl_columns())
-    battery = battery_rank1(loaded, lenses, spec.facts, spec.battery_name) if spec.facts else None
+    known = {run_lens.mode: facts_entry["milestones"]["first_rank1"]} if facts_entry else {}
+    battery = battery_rank1(loaded, lenses, spec.facts, spec.battery_name, known) if spec.facts else None
     return comparison_document(rows, fits, loaded.parts.n_layers, battery, int(windows.numel()))
 
 

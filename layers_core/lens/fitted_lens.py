@@ -1,6 +1,6 @@
 """A tuned lens or linear shortcut for a loaded model, in one call: corpus windows, recipe, cache, fit on first use.
 
-``fitted_maps_for(loaded, kind)`` returns the model's maps of that kind, fitted on the
+``fitted_lenses(loaded, kind)`` returns the model's maps of that kind, fitted on the
 bundled corpus's training documents (``layers_core.corpus``: its document-level
 train / held-out split, sources mixed by ``SOURCE_SHARES``) and kept in the user cache
 (``lens_cache``), keyed by the model's fingerprint, the corpus's fingerprint and the
@@ -119,15 +119,20 @@ def heldout_windows(loaded: LoadedModel, plan: FitPlan = FIT_PLAN) -> Tensor:
     return _windows(loaded, bundled_corpus(), True, plan.heldout_window_count(loaded.parts), plan)
 
 
-def fitted_maps_for(
+def fitted_lenses(
     loaded: LoadedModel, kind: LensKind, *, plan: FitPlan = FIT_PLAN, progress: Progress | None = None,
     status: Callable[[str], None] = lambda line: None,
-) -> FittedLens:
-    """The model's ``kind`` maps from the cache, or fitted now (the tuned lens on top of the linear shortcut)."""
+) -> dict[LensKind, FittedLens]:
+    """The model's ``kind`` maps from the cache, or fitted now, with the linear shortcut they start from.
+
+    Returns ``{"linear": ...}`` for ``kind`` linear, ``{"linear": ..., "tuned": ...}`` for tuned (the tuned
+    lens is trained from the linear shortcut, so both are at hand and both are compared).
+    """
     corpus = bundled_corpus()
+    corpus_fingerprint = corpus.fingerprint()
     parts, model = loaded.parts, loaded.model
     fingerprint = model_fingerprint(loaded)
-    linear_id = LensIdentity("linear", fingerprint, corpus.fingerprint(), plan.linear_recipe(),
+    linear_id = LensIdentity("linear", fingerprint, corpus_fingerprint, plan.linear_recipe(),
                              parts.n_layers, parts.d_model)
     started = time.perf_counter()
 
@@ -138,10 +143,13 @@ def fitted_maps_for(
                                    progress=progress)
 
     linear, linear_state = fitted_maps(linear_id, fit_linear, status)
+    found: dict[LensKind, FittedLens] = {
+        "linear": FittedLens(linear, linear_state, time.perf_counter() - started, str(maps_path(linear_id)))}
     if kind == "linear":
-        return FittedLens(linear, linear_state, time.perf_counter() - started, str(maps_path(linear_id)))
+        return found
+    started = time.perf_counter()
     recipe = plan.tuned_recipe(parts)
-    tuned_id = LensIdentity("tuned", fingerprint, corpus.fingerprint(), tuned_recipe_dict(recipe, linear),
+    tuned_id = LensIdentity("tuned", fingerprint, corpus_fingerprint, tuned_recipe_dict(recipe, linear),
                             parts.n_layers, parts.d_model)
 
     def fit_tuned() -> LensMaps:
@@ -151,4 +159,5 @@ def fitted_maps_for(
         return fit_tuned_lens(model, parts, windows, tuned_id, recipe, init=linear, progress=progress)
 
     tuned, tuned_state = fitted_maps(tuned_id, fit_tuned, status)
-    return FittedLens(tuned, tuned_state, time.perf_counter() - started, str(maps_path(tuned_id)))
+    found["tuned"] = FittedLens(tuned, tuned_state, time.perf_counter() - started, str(maps_path(tuned_id)))
+    return found
