@@ -10,6 +10,8 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# Test processes: each runs torch on one thread (conftest), so two share two cores without thrashing.
+TEST_WORKERS ?= 2
 SYSPY  := $(shell for p in python3.13 python3.12 python3.11 python3.10 python3; do \
             if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then echo $$p; break; fi; done)
 
@@ -34,10 +36,10 @@ check: setup
 	$(PY) -m mypy
 
 test: check
-	$(PY) -m pytest $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(ARGS)
 
 test-fast: check
-	$(PY) -m pytest -m "not slow" $(ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not slow" $(ARGS)
 
 chat: setup
 	$(PY) 000_basic_chat/run.py $(ARGS)

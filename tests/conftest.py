@@ -1,4 +1,4 @@
-"""Shared pytest fixtures: offline hub, one model cache per session, tiny checkpoints, SmolLM2.
+"""Shared pytest fixtures: offline hub, one model cache per session (per worker), tiny checkpoints, SmolLM2.
 
 HF_HUB_OFFLINE is set here at import time, not in a fixture: huggingface_hub
 reads it once when it is first imported, which happens while test modules are
@@ -14,6 +14,11 @@ from pathlib import Path
 import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
+# Under pytest-xdist (make test runs two workers) each worker and the run.py subprocesses it starts
+# use one torch thread: two processes with a thread per core each thrash on a two-core machine.
+# Set before torch is imported, which reads it once.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(scope="session", autouse=True)
