@@ -74,7 +74,10 @@ def shortcut_from_sums(sums: ShortcutSums, ridge: float = DEFAULT_RIDGE) -> tupl
     d = cov_xx.shape[-1]
     strength = ridge * torch.diagonal(cov_xx, dim1=-2, dim2=-1).sum(-1) / d
     eye = torch.eye(d, dtype=torch.float64)
-    weight_t = torch.linalg.solve(cov_xx + strength[:, None, None] * eye, cov_xy)
+    # One solve per layer: torch 2.13's batched LU on MKL fails ("Parameter 6 was incorrect on entry to
+    # DLASWP", then a pivot error) for a stack of model-sized matrices on more than one thread.
+    weight_t = torch.stack([torch.linalg.solve(cov_xx[layer] + strength[layer] * eye, cov_xy[layer])
+                            for layer in range(cov_xx.shape[0])])
     weight = weight_t.transpose(-1, -2).contiguous()
     bias = mean_y - torch.einsum("ld,lde->le", mean_x, weight_t)
     return weight, bias

@@ -93,6 +93,24 @@ def test_shortcut_recovers_an_exact_linear_map() -> None:
     assert torch.allclose(ridged_weight[0], weight, atol=1e-2)
 
 
+def test_shortcut_solves_model_sized_layers_on_two_threads() -> None:
+    # torch 2.13's batched LU on MKL failed for a stack like SmolLM2's (30 layers of 576) on two threads.
+    generator = torch.Generator().manual_seed(0)
+    n_layers, d, n = 30, 576, 1200
+    inputs = torch.randn(n_layers, n, d, generator=generator, dtype=torch.float64)
+    target = inputs[-1] * 2.0 - 1.0
+    sums = ShortcutSums(n_layers, d)
+    sums.add(inputs, target)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        weight, bias = shortcut_from_sums(sums, ridge=0.0)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.allclose(weight[-1], 2.0 * torch.eye(d, dtype=torch.float64), atol=1e-9)
+    assert torch.allclose(bias[-1], torch.full((d,), -1.0, dtype=torch.float64), atol=1e-9)
+
+
 def test_shortcut_needs_positions() -> None:
     with pytest.raises(ValueError, match="at least one"):
         shortcut_from_sums(ShortcutSums(1, 4))
