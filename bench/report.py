@@ -21,6 +21,7 @@ TARGETS: dict[str, tuple[str, float, str]] = {
     ),
     "ratio_cached_load": ("<=", 1.5, "load from the dequantized cache / plain safetensors load"),
     "battery_speedup": (">=", 2.0, "fact battery one prompt at a time / batched"),
+    "lens_fit_seconds": ("<=", 600.0, "fitting the linear shortcut and the tuned lens from an empty cache, seconds"),
 }
 _COMPARE = {"<=": operator.le, "<": operator.lt, ">=": operator.ge}
 
@@ -56,7 +57,7 @@ def _logits_held(memory: dict) -> int:
 
 def entry(
     model: str, n_tokens: int, shape: dict, timings: dict[str, dict[str, Timing]], memory: dict | None,
-    loads: dict | None, battery: dict | None,
+    loads: dict | None, battery: dict | None, lens_fit: dict | None = None,
 ) -> dict:
     """One model x length entry of ``latest.json``: raw times, floors, ratios and target checks.
 
@@ -99,6 +100,8 @@ def entry(
         "ratio_cached_load": None if loads is None else loads["ratio_cached_load"],
         "battery": battery,
         "battery_speedup": None if battery is None else battery["speedup"],
+        "lens_fit": lens_fit,
+        "lens_fit_seconds": None if lens_fit is None else lens_fit["seconds"],
     }
     result["targets"] = check_targets(result)
     return result
@@ -249,5 +252,27 @@ def _loads_and_battery(entries: list[dict]) -> list[str]:
             f"| {med(loads.get('plain_safetensors'))} "
             f"| {fmt_x(e['ratio_cached_load'])} | {med(loads.get('plain_lazy'))} "
             f"| {med(battery.get('batched'))} | {med(battery.get('one_at_a_time'))} | {fmt_x(e['battery_speedup'])} |"
+        )
+    return lines + _lens_fits(entries)
+
+
+def _lens_fits(entries: list[dict]) -> list[str]:
+    """Fitting time and peak memory of both lenses, per model (the first ``--lens tuned`` run)."""
+    fits = {e["model"]: e["lens_fit"] for e in entries if e.get("lens_fit")}
+    if not fits:
+        return []
+    lines = [
+        "",
+        "## Fitting the lenses from an empty cache (the first `001 --lens tuned`)",
+        "",
+        "| model | linear shortcut (s) | tuned lens (s) | total (s) | peak (MB) | tuned recipe |",
+        "|---|---|---|---|---|---|",
+    ]
+    for model, fit in fits.items():
+        recipe = fit["tuned_recipe"]
+        lines.append(
+            f"| {model} | {fit['linear_seconds']:.1f} | {fit['tuned_seconds']:.1f} | {fit['seconds']:.1f} "
+            f"| {fmt_mb(fit['peak_bytes'])} | {recipe['positions']} positions, {recipe['steps']} steps, "
+            f"lr {recipe['lr']:g} |"
         )
     return lines

@@ -29,6 +29,7 @@ import torch
 from bench import attribution_report, memory, patching_report, report
 from bench.attribution import AttributionWorkloads, attribution_battery_cases
 from bench.battery import battery_cases
+from bench.lens_fitting import measure_lens_fit
 from bench.loads import LoadBench
 from bench.patching import PatchingWorkloads
 from bench.timing import interleaved
@@ -119,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-loads", action="store_true",
                         help="do not measure load times (measured only with 001)")
     parser.add_argument("--skip-battery", action="store_true", help="do not measure the fact batteries")
+    parser.add_argument("--skip-lens-fit", action="store_true",
+                        help="do not fit the tuned lens and linear shortcut from an empty cache (measured only "
+                             "with 001; minutes per model)")
     parser.add_argument("--skip-memory", action="store_true", help="do not measure peak memory")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"),
                         help="where the models run (default auto: where 001 would run them)")
@@ -212,6 +216,10 @@ def _bench_loaded(
 def _bench_001(model: str, loaded: LoadedModel, loads: dict | None, args: argparse.Namespace) -> list[dict]:
     """001's entries of one model, one per prompt length."""
     battery = None
+    lens_fit = None
+    if not args.skip_lens_fit:
+        print(f"[{model} lens fit] fitting both lenses from an empty cache (minutes)", file=sys.stderr, flush=True)
+        lens_fit = measure_lens_fit(loaded, loaded.plan.device, args.skip_memory)
     entries = []
     for n_tokens in args.lengths:
         label = f"{model} {n_tokens} tokens"
@@ -228,7 +236,7 @@ def _bench_001(model: str, loaded: LoadedModel, loads: dict | None, args: argpar
         peaks = None if args.skip_memory else _memory(work, device)
         shape = {"n_layers": work.parts.n_layers, "d_model": work.parts.d_model, "vocab_size": work.vocab_size,
                  "device": device, "dtype": loaded.plan.dtype}
-        entries.append(report.entry(model, n_tokens, shape, timings, peaks, loads, battery))
+        entries.append(report.entry(model, n_tokens, shape, timings, peaks, loads, battery, lens_fit))
         del work
     return entries
 

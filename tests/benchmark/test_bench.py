@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_ROUNDING_S = 0.5e-6
 REQUIRED = (
     "ratio_answer_sweep", "ratio_all_positions", "mem_over_weights_frac", "ratio_cached_load", "battery_speedup",
-    "ratio_tuned_answer_sweep",
+    "ratio_tuned_answer_sweep", "lens_fit_seconds",
 )
 
 
@@ -83,6 +83,10 @@ def test_latest_json_has_one_entry_per_model_and_length(bench_run: Path, tiny_ch
         assert entry["loads"]["gguf_cold"] is None  # a folder has no GGUF step, and says so
         assert "no GGUF step" in entry["loads"]["gguf_cold_reason"]
         assert entry["battery"]["n_facts"] == 5
+        fit = entry["lens_fit"]
+        assert fit["seconds"] == pytest.approx(fit["linear_seconds"] + fit["tuned_seconds"], abs=0.011)
+        assert fit["peak_bytes"] > 0 and fit["tuned_recipe"]["steps"] > fit["peak_steps"]
+    assert entries[0]["lens_fit"] == entries[1]["lens_fit"]  # fitted once per model
     assert results["machine"]["load_before"] is None or len(results["machine"]["load_before"]) == 3
 
 
@@ -132,6 +136,7 @@ def test_markdown_table_lists_every_entry_and_target(bench_run: Path) -> None:
     assert "## Targets" in table
     for name in TARGETS:
         assert table.count(f"| {name} |") == 2
+    assert "## Fitting the lenses from an empty cache" in table
     assert "## Experiment 002: targets" in table
     for name in attribution_report.TARGETS:
         assert table.count(f"| {name} |") == 2
