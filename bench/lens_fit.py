@@ -17,9 +17,8 @@ import time
 
 import torch
 
-from layers_core.corpus import bundled_corpus, split_documents, token_windows
+from layers_core.corpus import SOURCE_SHARES, bundled_corpus, split_documents, token_windows
 from layers_core.lens.fit_progress import stderr_progress
-from layers_core.lens.fitted_lens import SOURCE_SHARES
 from layers_core.lens.lens import Lens
 from layers_core.lens.lens_divergence import kl_by_layer
 from layers_core.lens.linear_shortcut import DEFAULT_RIDGE, fit_linear_shortcut

@@ -20,7 +20,7 @@ from typing import Any
 
 from torch import Tensor
 
-from layers_core.corpus import Corpus, bundled_corpus, split_documents, token_windows
+from layers_core.corpus import SOURCE_SHARES, Corpus, bundled_corpus, split_documents, token_windows
 from layers_core.lens.fit_progress import Progress
 from layers_core.lens.lens_cache import fitted_maps, maps_path, model_fingerprint
 from layers_core.lens.linear_shortcut import DEFAULT_RIDGE, fit_linear_shortcut
@@ -28,12 +28,6 @@ from layers_core.lens.translators import LensIdentity, LensKind, LensMaps
 from layers_core.lens.tuned_fit import TunedRecipe, fit_tuned_lens, tuned_recipe_dict
 from layers_core.models.architecture import ModelParts
 from layers_core.models.loading import LoadedModel
-
-# English prose and technical text first; code; a little Japanese and multilingual jokes. Without
-# shares the Japanese Bible (2.6 M of the corpus's 4.1 M SmolLM2 tokens) would dominate.
-SOURCE_SHARES: dict[str, float] = {
-    "web-bible": 0.35, "pydoc-topics": 0.2, "stdlib-code": 0.25, "kougo-bible": 0.1, "pyjokes": 0.1}
-
 
 # The tuned lens's cost per position and step is ~4 * V * d flops per layer: the head dominates. Models
 # whose head over all layers (V * d * L) is above this get the cheaper recipe (Gemma-3-270M: 3.0e9;

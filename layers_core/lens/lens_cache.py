@@ -7,9 +7,7 @@ corpus's fingerprint, the kind (``tuned`` / ``linear``), the recipe and the shap
 (``LensMaps.load`` checks it), else fits them (``fit``) and saves them, so a second
 run starts at once. A damaged or mismatched entry is refitted, not trusted.
 
-The model's fingerprint (``model_fingerprint``) names the weights without reading
-them all: a GGUF file's sha256, a hub model's id and revision, or for a local folder
-a hash of its weight files' names and sizes plus a sample of the loaded weights.
+The model's fingerprint is ``models.fingerprint.model_fingerprint`` (re-exported here).
 """
 
 from __future__ import annotations
@@ -19,39 +17,17 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-import torch
-
 from layers_core.lens.translators import LensIdentity, LensMaps, LensMismatchError
+from layers_core.models.fingerprint import model_fingerprint
 from layers_core.models.gguf_cache import cache_root
-from layers_core.models.loading import LoadedModel
 
 MAPS_FILE = "maps.safetensors"
-SAMPLE_VALUES = 4096  # per parameter tensor, for a local folder's fingerprint
+__all__ = ["MAPS_FILE", "fitted_maps", "identity_key", "lens_cache_dir", "maps_path", "model_fingerprint"]
 
 
 def lens_cache_dir() -> Path:
     """Folder holding one sub-folder per fitted lens."""
     return cache_root() / "lenses"
-
-
-def model_fingerprint(loaded: LoadedModel) -> str:
-    """A stable name of the loaded weights (module docstring); the same for every dtype and device."""
-    source = loaded.source
-    if source.get("gguf_sha256"):
-        return f"gguf-sha256:{source['gguf_sha256']}"
-    if source.get("kind") == "hub" and source.get("revision"):
-        return f"hub:{source.get('location')}@{source['revision']}"
-    return f"weights-sample:{_weights_sample_hash(loaded)}"
-
-
-def _weights_sample_hash(loaded: LoadedModel) -> str:
-    """sha256 of every parameter's name, shape and first values rounded to bfloat16 (dtype-independent)."""
-    digest = hashlib.sha256()
-    for name, param in sorted(loaded.model.named_parameters(), key=lambda item: item[0]):
-        digest.update(f"{name}:{tuple(param.shape)};".encode())
-        sample = param.detach().flatten()[:SAMPLE_VALUES].to(device="cpu", dtype=torch.bfloat16)
-        digest.update(sample.view(torch.int16).numpy().tobytes())
-    return digest.hexdigest()
 
 
 def identity_key(identity: LensIdentity) -> str:

@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from layers_core.corpus import bundled_corpus, split_documents, token_windows
-from layers_core.lens.fitted_lens import SOURCE_SHARES
+from layers_core.corpus import SOURCE_SHARES, bundled_corpus, split_documents, token_windows
 from layers_core.lens.lens import Lens
 from layers_core.lens.lens_divergence import kl_by_layer
 from layers_core.lens.linear_shortcut import fit_linear_shortcut
