@@ -1,0 +1,103 @@
+"""SAE feature activations of short texts, token by token, with padding and the first position never counted.
+
+Texts run in left-padded batches of similar length (``prompts.batching``); the residual at
+every SAE's hook is read in the same forward pass and encoded. The positions counted are
+a text's real tokens after its first: padding (mask 0) is dropped, and so is position 0,
+the attention sink (BOS where the tokenizer adds one), whose residual is an outlier the
+SAEs here never saw in training; any other special token is dropped too. The seed
+prototype's "critical bug" was counting padded positions; the tests check that a padded
+batch and the texts one at a time give the same statistics.
+
+Per text and SAE, ``TextFeatures`` keeps the counted tokens and, per feature, the mean
+activation over them, the maximum and the number of tokens it fires on; plus the
+sparse per-token activations (feature ids and values of the active ones) for cards and
+heatmaps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from layers_core.hooks.activations import run_with_cache
+from layers_core.models.architecture import ModelParts
+from layers_core.prompts.batching import left_padded, length_batches, pad_token_id
+
+
+@dataclass(frozen=True)
+class TextFeatures:
+    """One text's feature activations under one SAE.
+
+    Attributes:
+        token_ids: The counted tokens (positions 1.. of the text, special tokens dropped).
+        mean: ``[d_sae]`` mean activation over the counted tokens.
+        max: ``[d_sae]`` largest activation.
+        fired: ``[d_sae]`` number of counted tokens with activation > 0.
+        token_features: Per counted token, ``(feature ids, values)`` of its active features.
+    """
+
+    token_ids: tuple[int, ...]
+    mean: Tensor
+    max: Tensor
+    fired: Tensor
+    token_features: tuple[tuple[Tensor, Tensor], ...]
+
+    @property
+    def n_tokens(self) -> int:
+        """How many tokens were counted."""
+        return len(self.token_ids)
+
+
+def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
+    """Token ids of each text as the model reads it (with BOS where the tokenizer adds one)."""
+    return [list(tokenizer(text, add_special_tokens=True)["input_ids"]) for text in texts]
+
+
+def _counted(ids: Sequence[int], special: set[int]) -> list[int]:
+    """Indices (within the text) of the tokens that count: after position 0, not special."""
+    return [i for i in range(1, len(ids)) if ids[i] not in special]
+
+
+def _summary(acts: Tensor, token_ids: list[int]) -> TextFeatures:
+    """``acts`` ``[n, d_sae]`` of the counted tokens -> their summary (zeros when none counted)."""
+    d_sae = acts.shape[-1]
+    if acts.shape[0] == 0:
+        zero = torch.zeros(d_sae)
+        return TextFeatures((), zero, zero.clone(), torch.zeros(d_sae, dtype=torch.long), ())
+    sparse = tuple((row.nonzero().flatten(), row[row != 0]) for row in acts)
+    return TextFeatures(tuple(token_ids), acts.mean(0), acts.max(0).values, (acts > 0).sum(0), sparse)
+
+
+def text_features(
+    model: nn.Module, parts: ModelParts, tokenizer: Any, texts: Sequence[str], saes: Mapping[int, Any], *,
+    batch_size: int = 8,
+) -> dict[int, list[TextFeatures]]:
+    """Residual index -> per-text ``TextFeatures`` (in the order of ``texts``) for every SAE in ``saes``.
+
+    ``saes`` maps a residual index to an SAE reading ``hooks[layer]``; the hook names are
+    taken from each SAE's metadata.
+    """
+    encoded = encode_texts(tokenizer, texts)
+    special = set(getattr(tokenizer, "all_special_ids", []) or [])
+    hooks = {layer: sae.cfg.metadata.hook_name for layer, sae in saes.items()}
+    found: dict[int, list[TextFeatures | None]] = {layer: [None] * len(texts) for layer in saes}
+    pad = pad_token_id(tokenizer)
+    with torch.no_grad():
+        for rows in length_batches(encoded, batch_size):
+            input_ids, mask = left_padded([encoded[i] for i in rows], pad)
+            run = run_with_cache(model, parts, input_ids, list(dict.fromkeys(hooks.values())),
+                                 attention_mask=mask, logits_at="last")
+            width = input_ids.shape[1]
+            for slot, index in enumerate(rows):
+                ids = encoded[index]
+                kept = _counted(ids, special)
+                columns = [width - len(ids) + i for i in kept]
+                for layer, sae in saes.items():
+                    resid = run.cache[hooks[layer]][slot, columns].float()
+                    acts = sae.encode(resid.to(sae.device)).float().cpu()
+                    found[layer][index] = _summary(acts, [ids[i] for i in kept])
+    return {layer: [entry for entry in entries if entry is not None] for layer, entries in found.items()}
