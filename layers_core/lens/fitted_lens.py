@@ -34,7 +34,7 @@ from layers_core.models.loading import LoadedModel
 # SmolLM2-135M: 0.85e9), so a first fit stays within about ten minutes on two cpu cores.
 LARGE_HEAD_FLOPS = 1.5e9
 SMALL_HEAD_RECIPE = TunedRecipe(positions=1024, steps=48, batch_size=32, lr=1e-3, init="linear")
-LARGE_HEAD_RECIPE = TunedRecipe(positions=512, steps=12, batch_size=32, lr=1e-3, init="linear")
+LARGE_HEAD_RECIPE = TunedRecipe(positions=512, steps=12, batch_size=32, lr=1e-4, init="linear")
 
 
 @dataclass(frozen=True)
