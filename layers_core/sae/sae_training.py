@@ -1,17 +1,20 @@
-"""Train residual-stream SAEs with SAELens on token windows, every requested layer from one stream of forward passes.
+"""Train residual-stream SAEs with SAELens on token windows: read every layer's residuals once, then train epochs.
 
 One forward pass per batch of windows reads the residual at every requested layer
 (``hooks.activations.run_with_cache``); positions 1..T-1 of each window are kept
-(position 0 is an attention-sink outlier, as for the lenses). SAELens's
-``multi_hook_concat_split_iter`` shuffles them in a mixing buffer, shared across
-layers, and its ``MultiSAETrainer`` steps one ``TopKTrainingSAE`` per layer in lockstep.
-Inputs are scaled to a mean norm of sqrt(d) during training
-(``expected_average_only_in``, estimated on the first ``norm_batches`` batches) and
-the scale is folded into the weights at the end, so the SAE reads raw residuals.
+(position 0 is an attention-sink outlier, as for the lenses) and stored in memory
+(``collect_residuals``; tokens x d_model x 4 bytes per layer, e.g. 0.6 GB for 250k tokens
+of SmolLM2). Reading is the expensive part on a cpu (a forward pass costs ~2 x the
+parameter count in flops per token), so the store is read ``epochs`` times, in a fresh
+seeded order each time, the same order for every layer. SAELens's ``MultiSAETrainer``
+steps one ``TopKTrainingSAE`` per layer in lockstep. Inputs are scaled to a mean norm
+of sqrt(d) during training (``expected_average_only_in``, estimated on the first
+``norm_batches`` batches) and the scale is folded into the weights at the end, so the
+SAE reads raw residuals.
 
 Same windows, recipe and thread count: the same SAEs, bit for bit (the global torch
-generator is seeded from the recipe, and the model's forward is deterministic).
-wandb is never used.
+generator seeds the SAEs' initialisation, a private one the order of the batches, and
+the model's forward is deterministic). wandb is never used.
 """
 
 from __future__ import annotations
@@ -42,50 +45,51 @@ class SaeRecipe:
         architecture: ``topk`` (SAELens's ``TopKTrainingSAE``, decoder-norm-rescaled top-k).
         expansion: ``d_sae = expansion * d_model``.
         k: Active features per token.
-        tokens: Training tokens per SAE.
+        tokens: Distinct training tokens read from the corpus (positions 1..T-1 of each window).
+        epochs: Passes over them.
         batch_tokens: Tokens per optimiser step.
-        lr: Adam's learning rate (constant after a warm-up of ``warmup_steps``, then decayed
-            linearly to zero over the last ``decay_fraction`` of the steps).
+        lr: Adam's learning rate (a linear warm-up of ``warmup_steps``, then constant, then a
+            linear decay to zero over the last ``decay_fraction`` of the steps).
         warmup_steps: Linear warm-up steps.
         decay_fraction: Fraction of the steps over which the rate decays to zero.
         window: Tokens per corpus window.
-        forward_batch: Windows per forward pass.
-        buffer_batches: Mixing-buffer size, in batches.
-        norm_batches: Batches used to estimate the input scale (not trained on).
-        seed: Seeds the SAE's initialisation and the buffer's shuffles.
+        forward_batch: Windows per forward pass while reading residuals.
+        norm_batches: Batches used to estimate the input scale (drawn from the first epoch).
+        seed: Seeds the SAEs' initialisation and the order of the batches.
     """
 
     architecture: str = "topk"
     expansion: int = 8
     k: int = 32
-    tokens: int = 1_000_000
+    tokens: int = 250_000
+    epochs: int = 2
     batch_tokens: int = 4096
     lr: float = 4e-4
     warmup_steps: int = 10
     decay_fraction: float = 0.2
     window: int = 128
     forward_batch: int = 8
-    buffer_batches: int = 16
     norm_batches: int = 4
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
             raise ValueError(f"architecture {self.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
-        sizes = (self.expansion, self.k, self.tokens, self.batch_tokens, self.window - 1, self.forward_batch,
-                 self.buffer_batches, self.norm_batches)
+        sizes = (self.expansion, self.k, self.tokens, self.epochs, self.batch_tokens, self.window - 1,
+                 self.forward_batch, self.norm_batches)
         if min(sizes) < 1 or not self.lr > 0 or not 0.0 <= self.decay_fraction <= 1.0:
             raise ValueError(f"recipe sizes and lr must be positive, decay_fraction in [0, 1]: {self}")
+        if self.tokens < self.batch_tokens:
+            raise ValueError(f"the recipe reads {self.tokens} tokens, fewer than one batch of {self.batch_tokens}")
 
     @property
     def steps(self) -> int:
         """Optimiser steps per SAE."""
-        return max(1, self.tokens // self.batch_tokens)
+        return self.epochs * (self.tokens // self.batch_tokens)
 
     def windows_needed(self) -> int:
-        """Windows the stream reads: training, scale estimate and the buffer's fill, with a batch to spare."""
-        tokens = (self.steps + self.norm_batches + self.buffer_batches + 1) * self.batch_tokens
-        return -(-tokens // (self.window - 1))
+        """Windows holding ``tokens`` training positions."""
+        return -(-self.tokens // (self.window - 1))
 
     def as_dict(self) -> dict[str, Any]:
         """The recipe as JSON primitives."""
@@ -118,6 +122,58 @@ def _training_sae(recipe: SaeRecipe, d_model: int, hook: str, device: str) -> An
     return TopKTrainingSAE(config)
 
 
+def collect_residuals(
+    model: nn.Module, parts: ModelParts, windows: Tensor, layers: Sequence[int], *, batch_size: int,
+    progress: Progress | None = None,
+) -> dict[str, Tensor]:
+    """Hook name -> ``[N * (T-1), d_model]`` float32 residuals of every window at positions 1..T-1, in order."""
+    count, width = int(windows.shape[0]), int(windows.shape[1])
+    hooks = [residual_hook(layer, parts.n_layers) for layer in layers]
+    store = {hook: torch.empty(count * (width - 1), parts.d_model) for hook in hooks}
+    offset = 0
+    for batch in residual_stream(model, parts, windows, layers, batch_size=batch_size, progress=progress):
+        rows = next(iter(batch.values())).shape[0]
+        for hook, values in batch.items():
+            store[hook][offset:offset + rows] = values
+        offset += rows
+    return store
+
+
+def _batches(store: dict[str, Tensor], batch_tokens: int, seed: int) -> Iterator[dict[str, Tensor]]:
+    """Endless shuffled batches of the store, the same rows for every hook; a fresh order each epoch."""
+    count = next(iter(store.values())).shape[0]
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(count, generator=generator)
+        for start in range(0, count - batch_tokens + 1, batch_tokens):
+            rows = order[start:start + batch_tokens]
+            yield {hook: values[rows] for hook, values in store.items()}
+
+
+def train_on_residuals(
+    store: dict[str, Tensor], d_model: int, recipe: SaeRecipe, *, device: str = "cpu",
+) -> dict[str, SAE]:
+    """One trained inference SAE per hook of ``store`` (from ``collect_residuals``), trained in lockstep."""
+    from sae_lens import SAE
+    from sae_lens.config import LoggingConfig, SAETrainerConfig
+    from sae_lens.training.multi_sae_trainer import MultiSAETrainer
+
+    torch.manual_seed(recipe.seed)
+    names = {hook: hook for hook in store}
+    saes = {hook: _training_sae(recipe, d_model, hook, device) for hook in store}
+    steps = recipe.steps
+    config = SAETrainerConfig(
+        total_training_samples=steps * recipe.batch_tokens, train_batch_size_samples=recipe.batch_tokens,
+        lr=recipe.lr, lr_end=0.0, lr_scheduler_name="constant", lr_warm_up_steps=min(recipe.warmup_steps, steps),
+        lr_decay_steps=int(recipe.decay_fraction * steps), device=device,
+        n_batches_for_norm_estimate=recipe.norm_batches, logger=LoggingConfig(log_to_wandb=False),
+        dead_feature_window=max(1, steps // 2), feature_sampling_window=steps,
+    )
+    provider = _batches(store, recipe.batch_tokens, recipe.seed)
+    trained = MultiSAETrainer(config, saes, names, provider).fit()
+    return {hook: _inference(sae, SAE) for hook, sae in trained.items()}
+
+
 def train_saes(
     model: nn.Module, parts: ModelParts, windows: Tensor, layers: Sequence[int], recipe: SaeRecipe, *,
     device: str = "cpu", progress: Progress | None = None,
@@ -127,32 +183,14 @@ def train_saes(
     Raises:
         ValueError: Windows of another width, or too few for the recipe.
     """
-    from sae_lens import SAE
-    from sae_lens.config import LoggingConfig, SAETrainerConfig
-    from sae_lens.training.mixing_buffer import multi_hook_concat_split_iter
-    from sae_lens.training.multi_sae_trainer import MultiSAETrainer
-
     if windows.ndim != 2 or windows.shape[1] != recipe.window:
         raise ValueError(f"windows must be [N, {recipe.window}], got {tuple(windows.shape)}")
     if windows.shape[0] < recipe.windows_needed():
         raise ValueError(f"the recipe reads {recipe.windows_needed()} windows, got {windows.shape[0]}")
-    torch.manual_seed(recipe.seed)
-    hooks = {str(layer): residual_hook(layer, parts.n_layers) for layer in layers}
-    saes = {name: _training_sae(recipe, parts.d_model, hook, device) for name, hook in hooks.items()}
-    stream = residual_stream(model, parts, windows, layers, batch_size=recipe.forward_batch, progress=progress,
-                             stage="training SAEs")
-    provider = multi_hook_concat_split_iter(recipe.buffer_batches * recipe.batch_tokens, recipe.batch_tokens,
-                                            stream, list(hooks.values()))
-    steps = recipe.steps
-    config = SAETrainerConfig(
-        total_training_samples=steps * recipe.batch_tokens, train_batch_size_samples=recipe.batch_tokens,
-        lr=recipe.lr, lr_end=0.0, lr_scheduler_name="constant", lr_warm_up_steps=min(recipe.warmup_steps, steps),
-        lr_decay_steps=int(recipe.decay_fraction * steps), device=device,
-        n_batches_for_norm_estimate=recipe.norm_batches, logger=LoggingConfig(log_to_wandb=False),
-        dead_feature_window=max(1, steps // 2), feature_sampling_window=steps,
-    )
-    trained = MultiSAETrainer(config, saes, hooks, provider).fit()
-    return {int(name): _inference(sae, SAE) for name, sae in trained.items()}
+    windows = windows[: recipe.windows_needed()]
+    store = collect_residuals(model, parts, windows, layers, batch_size=recipe.forward_batch, progress=progress)
+    trained = train_on_residuals(store, parts.d_model, recipe, device=device)
+    return {layer: trained[residual_hook(layer, parts.n_layers)] for layer in layers}
 
 
 def _inference(trained: Any, sae_class: Any) -> SAE:

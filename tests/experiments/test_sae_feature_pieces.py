@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from layers_core.sae.sae_training import SaeRecipe, train_saes
 from sae_features.category_texts import DEFAULT_TEXTS, FIND, TEST, CategoryDataError, categories, load_category_texts
 from sae_features.discovery import LayerTable, discover, feature_rows
 from sae_features.specialists import auroc, best_threshold, category_specialists, find_specialist
 from sae_features.text_activations import encode_texts, text_features
+
+from layers_core.sae.sae_training import SaeRecipe, train_saes
 from tests.tiny_models import VOCAB_SIZE, shared_model, shared_tokenizer
 from tests.tolerances import fp_tol
 
@@ -24,8 +24,7 @@ TEXTS = ["def f(x): return x + 1", "hello there, how are you?", "2 + 2 = 4", "ht
 @functools.cache
 def _tiny_saes() -> dict:
     model, parts = shared_model("llama")
-    recipe = SaeRecipe(expansion=4, k=8, tokens=16384, batch_tokens=256, lr=1e-2, window=24, buffer_batches=4,
-                       norm_batches=2)
+    recipe = SaeRecipe(expansion=4, k=8, tokens=8192, epochs=2, batch_tokens=256, lr=1e-2, window=24, norm_batches=2)
     windows = torch.randint(3, VOCAB_SIZE, (recipe.windows_needed(), 24), generator=torch.Generator().manual_seed(0))
     return train_saes(model, parts, windows, [1, 2], recipe)
 
@@ -51,7 +50,8 @@ def test_the_bundled_category_texts_have_seven_categories_of_twenty_split_in_hal
         (['{"id": "a", "category": "x", "text": "  "}'], "is empty"),
         (['{"id": "a", "category": "x", "text": "t"}', '{"id": "a", "category": "y", "text": "u"}'], "appears twice"),
         (['{"id": "a", "category": "x", "text": "t"}'], "at least two categories"),
-        ([json.dumps({"id": f"{c}{i}", "category": c, "text": "t"}) for c in "xy" for i in range(3)], r"too few in x \(3\)"),
+        ([json.dumps({"id": f"{c}{i}", "category": c, "text": "t"}) for c in "xy" for i in range(3)],
+         r"too few in x \(3\)"),
     ],
 )
 def test_a_broken_category_file_names_the_problem(lines: list[str], message: str, tmp_path: Path) -> None:

@@ -23,8 +23,8 @@ from layers_core.sae.sae_training import SaeRecipe, train_saes
 from tests.tiny_models import VOCAB_SIZE, shared_model
 from tests.tolerances import fp_tol
 
-RECIPE = SaeRecipe(expansion=4, k=8, tokens=16384, batch_tokens=256, lr=1e-2, window=24, forward_batch=8,
-                   buffer_batches=4, norm_batches=2)
+RECIPE = SaeRecipe(expansion=4, k=8, tokens=8192, epochs=2, batch_tokens=256, lr=1e-2, window=24, forward_batch=8,
+                   norm_batches=2)
 
 
 @pytest.fixture(autouse=True)
