@@ -13,15 +13,14 @@ run completes; the previous run-latest/ is kept as run-<time>/. Run
 from collections.abc import Sequence
 from pathlib import Path
 
+from layers_core.cli import run_main
+from layers_core.runs.experiment_run import run_experiment
+from layers_core.runs.reproducibility import set_deterministic
 from sae_features.arguments import parse_options
 from sae_features.artefact_schema import SCHEMA_VERSION
 from sae_features.category_texts import load_category_texts
 from sae_features.console import describe
 from sae_features.model_run import SaeFeaturesAnalysis
-
-from layers_core.cli import run_main
-from layers_core.runs.experiment_run import run_experiment
-from layers_core.runs.reproducibility import set_deterministic
 
 HERE = Path(__file__).resolve().parent
 

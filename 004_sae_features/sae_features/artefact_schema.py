@@ -43,5 +43,5 @@ def specialists_columns() -> list[str]:
 
 def text_activity_columns() -> list[str]:
     """``output-<name>-text-activity.csv``: per SAE and text, how many features its tokens use."""
-    return [*_SAE_KEYS, "text_id", "category", "half", "tokens", "active_per_token", "features_active",
+    return [*_SAE_KEYS, "text_id", "category", "half", "tokens", "l0", "features_active",
             "features_active_frac", "top_feature", "top_feature_mean"]

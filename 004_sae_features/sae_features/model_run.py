@@ -23,13 +23,20 @@ from layers_core.metrics import rel_depth
 from layers_core.runs import artefacts
 from layers_core.runs.model_loop import Analysis, ModelRun
 from layers_core.sae.model_saes import ModelSae, model_saes
-from layers_core.sae.sae_quality import SaeQuality, sae_quality
+from layers_core.sae.sae_quality import DENSE_THRESHOLD, SaeQuality, sae_quality
 from layers_core.sae.sae_sources import SaeSource
 from layers_core.sae.sae_training import SaeRecipe
 from sae_features import artefact_schema
 from sae_features.category_texts import CategoryText, categories
-from sae_features.discovery import Discovery, LayerTable, discover, feature_rows
-from sae_features.specialists import SPECIALIST_RULE, Specialist, category_specialists
+from sae_features.discovery import MIN_TEXTS_SELECTIVE, Discovery, LayerTable, discover, feature_rows
+from sae_features.specialists import (
+    MIN_AUROC,
+    MIN_PRECISION,
+    MIN_PRESENCE,
+    SPECIALIST_RULE,
+    Specialist,
+    category_specialists,
+)
 from sae_features.text_activations import TextFeatures, text_features
 
 QUALITY_WINDOWS = 64  # held-out windows of the recipe's width the quality is measured on
@@ -133,10 +140,15 @@ def _analyse(run: ModelRun, spec: SaeFeaturesAnalysis) -> Analysis:
         "specialist_rule": SPECIALIST_RULE,
         "depth": depth,
         "quality_thresholds": {"explained_variance": MIN_EXPLAINED_VARIANCE, "ce_loss_recovered": MIN_LOSS_RECOVERED},
+        "rules": {"specialist_min_auroc": MIN_AUROC, "specialist_min_precision": MIN_PRECISION,
+                  "specialist_min_presence": MIN_PRESENCE, "dense_threshold": DENSE_THRESHOLD,
+                  "selective_min_texts": MIN_TEXTS_SELECTIVE},
+        "model_shape": {"n_layers": parts.n_layers, "d_model": parts.d_model},
     }
     timing = {"sae_seconds": round(sae_seconds, 3), "quality_seconds": round(quality_seconds, 3),
               "feature_seconds": round(feature_seconds, 3)}
     warnings = _quality_warnings(quality)
+    document["warnings"] = warnings
     return Analysis(document=document, provenance={**timing, "corpus": corpus.name,
                                                    "corpus_fingerprint": corpus.fingerprint()},
                     summary={"depth": depth, "quality": [_quality_row(q) for q in quality], **timing},
@@ -167,7 +179,7 @@ def _activity_row(text: CategoryText, features: TextFeatures, d_sae: int) -> dic
     active = int((features.fired > 0).sum())
     top = int(features.mean.argmax()) if features.n_tokens else None
     return {"text_id": text.text_id, "category": text.category, "half": text.half, "tokens": features.n_tokens,
-            "active_per_token": float(features.fired.sum()) / max(1, features.n_tokens),
+            "l0": float(features.fired.sum()) / max(1, features.n_tokens),
             "features_active": active, "features_active_frac": active / d_sae,
             "top_feature": top, "top_feature_mean": float(features.mean[top]) if top is not None else None}
 
@@ -175,7 +187,7 @@ def _activity_row(text: CategoryText, features: TextFeatures, d_sae: int) -> dic
 def _quality_warnings(quality: Sequence[SaeQuality]) -> list[str]:
     warnings = []
     for q in quality:
-        if q.explained_variance < MIN_EXPLAINED_VARIANCE or q.ce_loss_recovered < MIN_LOSS_RECOVERED:
+        if not (q.explained_variance >= MIN_EXPLAINED_VARIANCE and q.ce_loss_recovered >= MIN_LOSS_RECOVERED):
             warnings.append(f"the SAE on residual {q.layer} is weak (explained variance {q.explained_variance:.2f}, "
                             f"loss recovered {q.ce_loss_recovered:.2f}; wanted >= {MIN_EXPLAINED_VARIANCE} and "
                             f">= {MIN_LOSS_RECOVERED}): read its features with care")

@@ -9,7 +9,8 @@ on here (position 0 is an attention-sink outlier):
 - ``ce_loss_recovered``: ``(ce_zero - ce_sae) / (ce_zero - ce_clean)``, where ``ce_*`` is
   the model's next-token cross-entropy (nats, mean over predictions made at positions
   1..T-2) clean, with the residual at positions 1..T-1 replaced by the SAE's
-  reconstruction, and with it replaced by zeros.
+  reconstruction, and with it replaced by zeros. Undefined (NaN; an empty CSV cell)
+  when zeroing the residual does not raise the loss: the ratio then measures nothing.
 - ``dead_frac``: features that never fire on these tokens; ``dense_frac``: features that
   fire on more than ``DENSE_THRESHOLD`` of them.
 """
@@ -126,7 +127,7 @@ def sae_quality(
         found.append(SaeQuality(
             layer=layer, hook=hooks[layer], d_sae=int(sae.cfg.d_sae), tokens=s.tokens, l0=s.active / s.tokens,
             explained_variance=s.explained_variance(), ce_clean=ce_clean, ce_sae=ce_sae, ce_zero=ce_zero,
-            ce_loss_recovered=(ce_zero - ce_sae) / (ce_zero - ce_clean),
+            ce_loss_recovered=(ce_zero - ce_sae) / (ce_zero - ce_clean) if ce_zero > ce_clean else float("nan"),
             dead_frac=float((s.fired == 0).double().mean()),
             dense_frac=float((frequency > DENSE_THRESHOLD).double().mean()),
         ))

@@ -16,6 +16,8 @@ model has (``sae_points``) and an input width equal to the model's.
 from __future__ import annotations
 
 import difflib
+import functools
+import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,7 +90,7 @@ def parse_sae_spec(text: str) -> SaeSource:
     directory = _directory()
     if release not in directory:
         raise SaeSourceError(f"--sae {text}: SAELens knows no release {release!r}{_closest(release, list(directory))}")
-    ids = list(directory[release].saes_map)
+    ids = list(directory[release].ids)
     if not sae_id:
         raise SaeSourceError(f"--sae {text}: give an id after the release, e.g. {release}/{ids[0]}")
     if sae_id not in ids:
@@ -96,18 +98,38 @@ def parse_sae_spec(text: str) -> SaeSource:
     return SaeSource("release", text, release=release, sae_id=sae_id)
 
 
-def _directory() -> dict[str, Any]:
-    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+@dataclass(frozen=True)
+class Release:
+    """One SAELens release as its directory lists it."""
 
-    return get_pretrained_saes_directory()
+    model: str
+    repo_id: str
+    ids: tuple[str, ...]
+    neuronpedia: dict[str, str | None]
+
+
+@functools.cache
+def _directory() -> dict[str, Release]:
+    """SAELens's directory of releases (its ``pretrained_saes.yaml``), read without importing SAELens (slow)."""
+    import yaml
+
+    spec = importlib.util.find_spec("sae_lens")
+    if spec is None or not spec.submodule_search_locations:
+        raise SaeSourceError("SAELens is not installed; run make setup")
+    path = Path(next(iter(spec.submodule_search_locations))) / "pretrained_saes.yaml"
+    data = yaml.load(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return {name: Release(str(entry.get("model")), str(entry.get("repo_id")),
+                          tuple(str(sae["id"]) for sae in entry.get("saes", [])),
+                          {str(sae["id"]): sae.get("neuronpedia") for sae in entry.get("saes", [])})
+            for name, entry in data.items()}
 
 
 def release_info(source: SaeSource) -> dict[str, Any]:
     """What SAELens's directory says of a release SAE: the model it was trained on and its Neuronpedia id."""
     if source.kind != "release" or source.release is None or source.sae_id is None:
         return {}
-    lookup = _directory()[source.release]
-    return {"model": lookup.model, "repo_id": lookup.repo_id, "neuronpedia": lookup.neuronpedia_id.get(source.sae_id)}
+    release = _directory()[source.release]
+    return {"model": release.model, "repo_id": release.repo_id, "neuronpedia": release.neuronpedia.get(source.sae_id)}
 
 
 def load_sae(source: SaeSource, device: str) -> Any:

@@ -87,22 +87,28 @@ def test_default_layers_are_a_quarter_half_three_quarters_and_nine_tenths_deep()
 
 def test_a_perfect_sae_recovers_everything_and_a_zero_decoder_nothing() -> None:
     model, parts = shared_model("llama")
-    hook = residual_hook(2, parts.n_layers)
+    hook = residual_hook(1, parts.n_layers)  # zeroing this residual raises the tiny llama's loss by ~0.56 nats
     windows = _windows(6, 16, seed=1)
-    perfect, zero = sae_quality(model, parts, {2: _exact_sae(parts.d_model, hook)}, windows, batch_size=4)[0], \
-        sae_quality(model, parts, {2: _exact_sae(parts.d_model, hook, zero_decoder=True)}, windows, batch_size=4)[0]
+    perfect = sae_quality(model, parts, {1: _exact_sae(parts.d_model, hook)}, windows, batch_size=4)[0]
+    zero = sae_quality(model, parts, {1: _exact_sae(parts.d_model, hook, zero_decoder=True)}, windows, batch_size=4)[0]
     tol = fp_tol(abs(perfect.ce_clean), n_terms=parts.d_model)
+    assert perfect.ce_zero > perfect.ce_clean + 0.1
     assert perfect.explained_variance == pytest.approx(1.0, abs=1e-6)
     assert perfect.ce_sae == pytest.approx(perfect.ce_clean, abs=tol)
     assert perfect.ce_loss_recovered == pytest.approx(1.0, abs=1e-4)
-    # Zeroing the residual moves the loss (the other way on random weights), so the ratio is defined.
-    assert abs(perfect.ce_zero - perfect.ce_clean) > 0.1
     assert zero.ce_sae == pytest.approx(zero.ce_zero, abs=tol)
     assert zero.ce_loss_recovered == pytest.approx(0.0, abs=1e-4)
     assert zero.explained_variance < 0.0  # predicting zero is worse than predicting the mean
     assert perfect.tokens == 6 * 15
     # The perfect SAE's features are relu(x) and relu(-x): each dimension fires on one side unless exactly 0.
     assert perfect.l0 == pytest.approx(parts.d_model, abs=1.0)
+
+
+def test_loss_recovered_is_undefined_where_zeroing_does_not_raise_the_loss() -> None:
+    model, parts = shared_model("llama")
+    hook = residual_hook(2, parts.n_layers)  # on random weights zeroing this residual lowers the loss
+    found = sae_quality(model, parts, {2: _exact_sae(parts.d_model, hook)}, _windows(6, 16, seed=1), batch_size=4)[0]
+    assert found.ce_zero < found.ce_clean and math.isnan(found.ce_loss_recovered)
 
 
 def test_trained_saes_explain_the_residual_and_are_reproducible() -> None:
@@ -116,8 +122,8 @@ def test_trained_saes_explain_the_residual_and_are_reproducible() -> None:
     quality = sae_quality(model, parts, first, _windows(6, RECIPE.window, seed=2), batch_size=4)
     for q in quality:
         assert q.explained_variance > 0.5, q  # measured 0.80 and 0.79; an untrained SAE is near 0
-        # On random weights zeroing a residual barely moves the loss, so the recovered ratio is not checked here.
-        assert math.isfinite(q.ce_loss_recovered) and q.dead_frac < 0.5
+        # On random weights zeroing a residual can lower the loss, so the recovered ratio is not checked here.
+        assert q.dead_frac < 0.5
         assert q.l0 <= RECIPE.k + 1e-9
 
 
