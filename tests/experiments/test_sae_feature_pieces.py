@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+
+from layers_core.sae.sae_training import SaeRecipe, train_saes
 from sae_features.category_texts import DEFAULT_TEXTS, FIND, TEST, CategoryDataError, categories, load_category_texts
 from sae_features.discovery import LayerTable, discover, feature_rows
 from sae_features.specialists import auroc, best_threshold, category_specialists, find_specialist
 from sae_features.text_activations import encode_texts, text_features
-
-from layers_core.sae.sae_training import SaeRecipe, train_saes
 from tests.tiny_models import VOCAB_SIZE, shared_model, shared_tokenizer
 from tests.tolerances import fp_tol
 
