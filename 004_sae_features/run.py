@@ -37,7 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     options = parse_options(argv)
     set_deterministic()
     analysis = SaeFeaturesAnalysis(sources=options.sources, layers=options.layers, recipe=options.recipe,
-                                   corpus=options.corpus, texts=load_category_texts(options.texts))
+                                   corpus=options.corpus, texts=load_category_texts(options.texts),
+                                   quality_windows=options.quality_windows)
     return run_experiment(options.common, analysis, here=HERE, schema_version=SCHEMA_VERSION,
                           write_reports=write_reports, describe=describe)
 

@@ -52,8 +52,11 @@ def _residuals(loaded, windows, layers: list[int], recipe: SaeRecipe, args: argp
         from safetensors import safe_open
 
         with safe_open(str(args.store), "pt") as handle:
-            if handle.metadata() == tag:
-                return load_file(str(args.store))
+            stored = handle.metadata()
+        same = all(stored.get(key) == tag[key] for key in ("model", "windows", "window"))
+        if same and set(layers) <= {int(x) for x in stored["layers"].split(",")}:
+            hooks = {residual_hook(layer, loaded.parts.n_layers) for layer in layers}
+            return {hook: values for hook, values in load_file(str(args.store)).items() if hook in hooks}
     store = collect_residuals(loaded.model, loaded.parts, windows, layers, batch_size=recipe.forward_batch,
                               progress=stderr_progress())
     if args.store is not None:

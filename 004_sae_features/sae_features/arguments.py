@@ -52,6 +52,7 @@ class RunOptions:
         recipe: How SAEs are trained here.
         corpus: ``bundled`` or a text / JSONL file to train on.
         texts: The category dataset.
+        quality_windows: Held-out corpus windows each SAE's quality is measured on.
     """
 
     common: CommonOptions
@@ -60,6 +61,7 @@ class RunOptions:
     recipe: SaeRecipe
     corpus: str
     texts: Path
+    quality_windows: int
 
 
 def _positive(text: str) -> int:
@@ -112,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sae-expansion", type=_positive, default=DEFAULT_RECIPE.expansion, metavar="X",
                         help="features per residual dimension of an SAE trained here (default "
                         f"{DEFAULT_RECIPE.expansion}: {DEFAULT_RECIPE.expansion} x 576 on SmolLM2)")
+    parser.add_argument("--quality-windows", type=_positive, default=64, metavar="N",
+                        help="held-out corpus windows of 128 tokens each SAE's quality is measured on (default 64; "
+                        "each costs three forward passes per SAE)")
     return parser
 
 
@@ -130,4 +135,4 @@ def parse_options(argv: Sequence[str] | None) -> RunOptions:
     recipe = dataclasses.replace(DEFAULT_RECIPE, tokens=args.sae_tokens, k=args.sae_k, expansion=args.sae_expansion)
     return RunOptions(common=common_options(args), sources=sources,
                       layers=tuple(dict.fromkeys(args.layers)) if args.layers else None, recipe=recipe,
-                      corpus=args.corpus, texts=args.texts)
+                      corpus=args.corpus, texts=args.texts, quality_windows=args.quality_windows)

@@ -39,7 +39,6 @@ from sae_features.specialists import (
 )
 from sae_features.text_activations import TextFeatures, text_features
 
-QUALITY_WINDOWS = 64  # held-out windows of the recipe's width the quality is measured on
 MIN_EXPLAINED_VARIANCE = 0.8
 MIN_LOSS_RECOVERED = 0.9
 
@@ -53,6 +52,7 @@ class SaeFeaturesAnalysis:
     recipe: SaeRecipe
     corpus: str
     texts: Sequence[CategoryText]
+    quality_windows: int = 64
 
     def __call__(self, run: ModelRun) -> Analysis:
         """Analyse one loaded model and write its CSVs; return its JSON fields."""
@@ -92,8 +92,8 @@ def _analyse(run: ModelRun, spec: SaeFeaturesAnalysis) -> Analysis:
     started = time.perf_counter()
     _, heldout_docs = split_documents(corpus)
     shares = SOURCE_SHARES if corpus.name == BUNDLED_NAME else None
-    heldout = token_windows(loaded.tokenizer, heldout_docs, spec.recipe.window, QUALITY_WINDOWS * spec.recipe.window,
-                            shares)
+    heldout = token_windows(loaded.tokenizer, heldout_docs, spec.recipe.window,
+                            spec.quality_windows * spec.recipe.window, shares)
     quality = sae_quality(loaded.model, parts, {e.layer: e.sae for e in saes}, heldout, batch_size=4,
                           progress=stderr_progress())
     quality_seconds = time.perf_counter() - started

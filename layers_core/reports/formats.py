@@ -99,3 +99,15 @@ def fmt_milestone(entry: dict[str, Any] | None) -> str:
     if not entry or _is_missing(entry.get("layer")):
         return NEVER
     return f"{fmt_int(entry['layer'])} ({fmt_depth(entry.get('rel_depth'))})"
+
+
+def json_number(value: Any) -> float | None:
+    """A JSON number as a float; None for anything else (null, a string, a bool)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def fmt_at(layer: Any, rel_depth: Any) -> str:
+    """A layer with its relative depth: ``24 (0.800)``; ``n/a`` without a layer."""
+    if fmt_int(layer) == MISSING:
+        return MISSING
+    return f"{fmt_int(layer)} ({fmt_depth(rel_depth)})"

@@ -12,6 +12,8 @@ import statistics
 from dataclasses import dataclass
 from typing import Any
 
+from layers_core.reports.formats import json_number
+
 SUPPORTS, WITHIN_RANGE, AGAINST = "supports", "within the random range", "does NOT support"
 
 
@@ -46,10 +48,6 @@ class KComparison:
         return WITHIN_RANGE if self.top_drop > statistics.fmean(self.random_drops) else AGAINST
 
 
-def _number(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def comparisons(ablation: dict[str, Any] | None) -> list[KComparison]:
     """One comparison per k of the JSON's ablation summary, in the order of ``ks``."""
     rows = list((ablation or {}).get("summary") or [])
@@ -59,10 +57,10 @@ def comparisons(ablation: dict[str, Any] | None) -> list[KComparison]:
         top: dict[str, Any] = next((r for r in rows if r.get("k") == k and r.get("selection") == "top"), {})
         randoms = [r for r in rows if r.get("k") == k and r.get("selection") == "random"]
         out.append(KComparison(
-            k=int(k), top_heads=str(top.get("heads") or ""), top_drop=_number(top.get("mean_logit_diff_drop")),
-            top_flipped=_number(top.get("share_top1_flipped")),
-            random_drops=[d for r in randoms if (d := _number(r.get("mean_logit_diff_drop"))) is not None],
-            random_flipped=[f for r in randoms if (f := _number(r.get("share_top1_flipped"))) is not None]))
+            k=int(k), top_heads=str(top.get("heads") or ""), top_drop=json_number(top.get("mean_logit_diff_drop")),
+            top_flipped=json_number(top.get("share_top1_flipped")),
+            random_drops=[d for r in randoms if (d := json_number(r.get("mean_logit_diff_drop"))) is not None],
+            random_flipped=[f for r in randoms if (f := json_number(r.get("share_top1_flipped"))) is not None]))
     return out
 
 

@@ -19,8 +19,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from activation_patching.artefact_schema import BATTERY
-from activation_patching.reports.md_common import number
 from activation_patching.reports.run_artefacts import PatchingModel
+from layers_core.reports.formats import json_number
 from layers_core.reports.plot_style import new_figure, save_png
 
 SITES = (("subject", "subject's last token", "C0"), ("answer", "answer position", "C1"))
@@ -50,7 +50,7 @@ def _draw(ax: Axes, summary: dict[str, Any], rows: pd.DataFrame, direction: str)
     medians = list(summary.get("medians") or [])
     layers = [int(e["layer"]) for e in medians]
     for site, label, colour in SITES:
-        values = [number(e.get(f"{direction}_{site}")) for e in medians]
+        values = [json_number(e.get(f"{direction}_{site}")) for e in medians]
         ax.plot(layers, [np.nan if v is None else v for v in values], color=colour, marker="o", markersize=2.5,
                 linewidth=1.8, label=f"{label}: median")
         low, high = quartiles(rows, direction, site, layers)

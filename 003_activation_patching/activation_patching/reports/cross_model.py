@@ -12,11 +12,11 @@ from typing import Any
 
 from activation_patching.reports.exactness import exactness_passed
 from activation_patching.reports.fact_depth import HALF, Milestone, dla_depths, first_answer_layer, last_subject_layer
-from activation_patching.reports.md_common import GENERATED_BY, METRIC_NOTE, TITLE, fmt_at, fmt_score
+from activation_patching.reports.md_common import GENERATED_BY, METRIC_NOTE, TITLE, fmt_score
 from activation_patching.reports.md_depth import fmt_layer_value
 from activation_patching.reports.md_pairs import count
 from activation_patching.reports.run_artefacts import PatchingModel, PatchingRun
-from layers_core.reports.formats import MISSING, fmt_depth, fmt_int, fmt_text, fmt_token
+from layers_core.reports.formats import MISSING, fmt_at, fmt_depth, fmt_int, fmt_text, fmt_token
 from layers_core.reports.markdown import md_image, md_table
 from layers_core.reports.report_files import cross_model_path, not_included
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from activation_patching.reports.md_common import number
 from activation_patching.reports.run_artefacts import PatchingModel
+from layers_core.reports.formats import json_number
 from layers_core.reports.plot_style import new_figure, save_png
 
 PANELS = (("denoise", "denoise: clean residual into the corrupted run"),
@@ -27,14 +27,14 @@ def cross_model_figure(models: list[PatchingModel]) -> Figure:
     for ax, (direction, label) in zip(axes, PANELS, strict=True):
         for i, model in enumerate(models):
             summary = model.headline or {}
-            medians = [e for e in summary.get("medians") or [] if number(e.get("rel_depth")) is not None]
+            medians = [e for e in summary.get("medians") or [] if json_number(e.get("rel_depth")) is not None]
             for site, site_label, style in SITES:
                 points = [(float(e["rel_depth"]), v) for e in medians
-                          if (v := number(e.get(f"{direction}_{site}"))) is not None]
+                          if (v := json_number(e.get(f"{direction}_{site}"))) is not None]
                 ax.plot([p[0] for p in points], [p[1] for p in points], color=f"C{i}", linestyle=style,
                         linewidth=1.6, label=f"{model.name} ({summary.get('corruption')}): {site_label}")
             found = (summary.get("handover") or {}).get(direction)
-            if found and number(found.get("rel_depth")) is not None:
+            if found and json_number(found.get("rel_depth")) is not None:
                 ax.axvline(float(found["rel_depth"]), color=f"C{i}", linestyle=":", linewidth=1.2)
         ax.axhline(0.0, color="grey", linewidth=0.6)
         ax.axhline(1.0, color="grey", linewidth=0.6)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from activation_patching.reports.md_common import number
+from layers_core.reports.formats import json_number
 
 TOLERANCE = 1e-6
 EXPECTED = {"denoise": 0.0, "noise": 1.0}
@@ -43,7 +43,7 @@ def unpatched_checks(pairs: list[dict[str, Any]]) -> list[UnpatchedCheck]:
         if not pair.get("full_sweep") and not found:
             continue
         values = found if isinstance(found, dict) else {}
-        checks += [UnpatchedCheck(str(pair.get("pair_id")), direction, number(values.get(direction)), expected)
+        checks += [UnpatchedCheck(str(pair.get("pair_id")), direction, json_number(values.get(direction)), expected)
                    for direction, expected in EXPECTED.items()]
     return checks
 

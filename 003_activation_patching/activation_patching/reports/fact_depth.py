@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from activation_patching.reports.md_common import number
+from layers_core.reports.formats import json_number
 
 HALF = 0.5
 SAME_DEPTH = 1e-6  # the artefacts round relative depths to 6 decimals (metrics.rel_depth)
@@ -41,14 +41,14 @@ def _milestone(entry: dict[str, Any], key: str) -> Milestone:
 def last_subject_layer(medians: list[dict[str, Any]], direction: str = "denoise") -> Milestone | None:
     """The last layer where the subject's median restoration is at least ``HALF``; None if none is."""
     key = f"{direction}_subject"
-    found = [e for e in medians if (v := number(e.get(key))) is not None and v >= HALF]
+    found = [e for e in medians if (v := json_number(e.get(key))) is not None and v >= HALF]
     return _milestone(found[-1], key) if found else None
 
 
 def first_answer_layer(medians: list[dict[str, Any]], direction: str = "denoise") -> Milestone | None:
     """The first layer where the answer position's median restoration is at least ``HALF``; None if none is."""
     key = f"{direction}_answer"
-    found = [e for e in medians if (v := number(e.get(key))) is not None and v >= HALF]
+    found = [e for e in medians if (v := json_number(e.get(key))) is not None and v >= HALF]
     return _milestone(found[0], key) if found else None
 
 
@@ -66,5 +66,5 @@ def medians_at(medians: list[dict[str, Any]], layer: int) -> dict[str, Any] | No
 
 def dla_depths(comparison: dict[str, Any], key: str) -> list[tuple[int, float | None]]:
     """The blocks of ``top_attn_layers`` or ``top_mlp_layers`` with their relative depths (from ``dla_layers``)."""
-    depths = {e.get("layer"): number(e.get("rel_depth")) for e in comparison.get("dla_layers") or []}
+    depths = {e.get("layer"): json_number(e.get("rel_depth")) for e in comparison.get("dla_layers") or []}
     return [(int(layer), depths.get(layer)) for layer in comparison.get(key) or []]

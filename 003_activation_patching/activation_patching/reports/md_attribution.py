@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from activation_patching.reports.md_common import fmt_score, number
+from activation_patching.reports.md_common import fmt_score
 from activation_patching.reports.run_artefacts import PatchingModel
-from layers_core.reports.formats import fmt_exact, fmt_int, fmt_text, fmt_token
+from layers_core.reports.formats import fmt_exact, fmt_int, fmt_text, fmt_token, json_number
 from layers_core.reports.markdown import md_table
 
 INTRO = ("Attribution patching estimates every site's patched restoration from one forward and one backward pass "
@@ -28,8 +28,8 @@ def agreement_table(rows: list[dict[str, Any]]) -> str:
 
 def comparison_line(rows: list[dict[str, Any]]) -> str:
     """How often the path-averaged estimate agrees better than the plain one, and the weakest r of each."""
-    both = [(p, g) for r in rows if (p := number(r.get("r_approx"))) is not None
-            and (g := number(r.get("r_approx_ig"))) is not None]
+    both = [(p, g) for r in rows if (p := json_number(r.get("r_approx"))) is not None
+            and (g := json_number(r.get("r_approx_ig"))) is not None]
     if not both:
         return "No group has both correlations (too few sites, or constant values)."
     better = sum(g > p for p, g in both)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from activation_patching.reports.fact_depth import medians_at
-from activation_patching.reports.md_common import fmt_at, fmt_score
+from activation_patching.reports.md_common import fmt_score
 from activation_patching.reports.run_artefacts import PatchingModel
-from layers_core.reports.formats import fmt_exact, fmt_int, fmt_text
+from layers_core.reports.formats import fmt_at, fmt_exact, fmt_int, fmt_text
 from layers_core.reports.markdown import md_table
 
 DIRECTIONS = ("denoise", "noise")

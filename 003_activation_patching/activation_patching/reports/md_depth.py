@@ -18,9 +18,9 @@ from activation_patching.reports.fact_depth import (
     last_subject_layer,
     order_word,
 )
-from activation_patching.reports.md_common import fmt_at, fmt_score, number
+from activation_patching.reports.md_common import fmt_score
 from activation_patching.reports.run_artefacts import PatchingModel
-from layers_core.reports.formats import MISSING, fmt_depth, fmt_int, fmt_text
+from layers_core.reports.formats import MISSING, fmt_at, fmt_depth, fmt_int, fmt_text, json_number
 from layers_core.reports.markdown import md_table
 
 NOT_MEASURED = ("001's and 002's measures were not measured in this run (the JSON has no `depth_comparison`): "
@@ -29,7 +29,7 @@ NOT_MEASURED = ("001's and 002's measures were not measured in this run (the JSO
 
 def fmt_layer_value(value: Any) -> str:
     """A median layer: whole numbers as such, a half-way median with one decimal; ``n/a`` when missing."""
-    x = number(value)
+    x = json_number(value)
     if x is None:
         return MISSING
     return str(int(x)) if x.is_integer() else f"{x:.1f}"
@@ -60,7 +60,7 @@ def patching_lines(model: PatchingModel) -> list[str]:
 
 def _compare(what: str, depth: float | None, handover: dict[str, Any] | None) -> str:
     """``<what> at depth a, comes earlier than the patching handover (depth b).``; ``what`` ends in a comma."""
-    if depth is None or not handover or number(handover.get("rel_depth")) is None:
+    if depth is None or not handover or json_number(handover.get("rel_depth")) is None:
         return f"{what} no comparison with the handover (a depth is missing)."
     mine = float(handover["rel_depth"])
     return (f"{what} at depth {fmt_depth(depth)}, comes {order_word(depth, mine)} the patching handover "
@@ -73,7 +73,7 @@ def lens_line(comparison: dict[str, Any], handover: dict[str, Any] | None) -> st
     head = (f"- 001's norm lens ranks the clean answer top-1 first at median residual layer "
             f"{fmt_layer_value(first.get('median_layer'))} (depth {fmt_depth(first.get('median_rel_depth'))}); "
             f"{fmt_int(first.get('n_reached'))} prompt(s) reach rank 1, {fmt_int(first.get('n_never'))} never. ")
-    return head + _compare("The lens milestone,", number(first.get("median_rel_depth")), handover)
+    return head + _compare("The lens milestone,", json_number(first.get("median_rel_depth")), handover)
 
 
 def dla_line(comparison: dict[str, Any], key: str, label: str, handover: dict[str, Any] | None) -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from activation_patching.reports.md_common import number
 from activation_patching.reports.run_artefacts import PatchingModel
-from layers_core.reports.formats import MISSING, fmt_exact, fmt_logit, fmt_text, fmt_token, fmt_yes_no
+from layers_core.reports.formats import MISSING, fmt_exact, fmt_logit, fmt_text, fmt_token, fmt_yes_no, json_number
 from layers_core.reports.markdown import md_table
 
 
@@ -18,7 +17,7 @@ def count(pairs: list[dict[str, Any]], corruption: str) -> int:
 
 def gap_range(pairs: list[dict[str, Any]]) -> str:
     """``min / median / max`` of the pairs' gaps (clean minus corrupt logit difference), or ``n/a``."""
-    gaps = [g for p in pairs if (g := number(p.get("gap"))) is not None]
+    gaps = [g for p in pairs if (g := json_number(p.get("gap"))) is not None]
     if not gaps:
         return MISSING
     return f"{fmt_logit(min(gaps))} / {fmt_logit(statistics.median(gaps))} / {fmt_logit(max(gaps))}"

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from layers_core.reports.formats import MISSING, fmt_int, fmt_text, fmt_token
+from layers_core.reports.formats import MISSING, fmt_at, fmt_int, fmt_text, fmt_token
 from layers_core.reports.markdown import md_image, md_table
 from layers_core.reports.report_files import cross_model_path, not_included
-from sae_features.reports.md_common import GENERATED_BY, TITLE, fmt_at
+from sae_features.reports.md_common import GENERATED_BY, TITLE
 from sae_features.reports.md_depth import holding_categories, seed_line
 from sae_features.reports.quality_verdict import sae_verdicts, weak_saes
 from sae_features.reports.run_artefacts import SaeModel, SaeRun

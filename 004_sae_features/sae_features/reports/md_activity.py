@@ -8,9 +8,9 @@ seed's measure), not the share of zeros per token; active per token is L0 on the
 
 from __future__ import annotations
 
-from layers_core.reports.formats import fmt_text
+from layers_core.reports.formats import fmt_at, fmt_text
 from layers_core.reports.markdown import md_table
-from sae_features.reports.md_common import fmt_at, fmt_count, fmt_pct, fmt_score
+from sae_features.reports.md_common import fmt_count, fmt_pct, fmt_score
 from sae_features.reports.run_artefacts import SaeModel
 from sae_features.reports.seed_reference import SEED_ACTIVE, SEED_D_SAE, SEED_MODEL, SEED_SPARSITY
 

@@ -9,9 +9,8 @@ at 0.83-0.92 did; it claims no more than that direction.
 
 from __future__ import annotations
 
-from layers_core.reports.formats import fmt_depth, fmt_int, fmt_text
+from layers_core.reports.formats import fmt_at, fmt_depth, fmt_int, fmt_text
 from layers_core.reports.markdown import md_table
-from sae_features.reports.md_common import fmt_at
 from sae_features.reports.quality_verdict import sae_verdicts
 from sae_features.reports.run_artefacts import SaeModel
 from sae_features.reports.seed_reference import (

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from layers_core.reports.formats import fmt_text
+from layers_core.reports.formats import fmt_at, fmt_text
 from layers_core.reports.markdown import md_table
-from sae_features.reports.md_common import fmt_at, fmt_count, fmt_pct, fmt_score
+from sae_features.reports.md_common import fmt_count, fmt_pct, fmt_score
 from sae_features.reports.quality_verdict import EXPLAINED_VARIANCE, LOSS_RECOVERED, SaeVerdict, sae_verdicts
 from sae_features.reports.run_artefacts import SaeModel
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from layers_core.reports.formats import fmt_text
+from layers_core.reports.formats import fmt_at, fmt_text
 from layers_core.reports.markdown import md_table
-from sae_features.reports.md_common import NEURONPEDIA, fmt_at, fmt_count, neuronpedia_id
+from sae_features.reports.md_common import NEURONPEDIA, fmt_count, neuronpedia_id
 
 QUANTIZED_KINDS = {"bundled": "a bundled GGUF file (quantized weights, dequantized to load)",
                    "gguf": "a GGUF file (quantized weights, dequantized to load)"}

@@ -14,21 +14,21 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from layers_core.reports.formats import fmt_at, json_number
 from layers_core.reports.plot_style import new_figure, save_png
-from sae_features.reports.md_common import fmt_at
 from sae_features.reports.quality_verdict import (
     EXPLAINED_VARIANCE,
     LOSS_RECOVERED,
     loss_recovered_defined,
     sae_verdicts,
 )
-from sae_features.reports.run_artefacts import SaeModel, number
+from sae_features.reports.run_artefacts import SaeModel
 
 SERIES = ((EXPLAINED_VARIANCE, "explained variance", "C0"), (LOSS_RECOVERED, "loss recovered", "C1"))
 
 
 def _values(model: SaeModel, key: str) -> np.ndarray:
-    found = [number((e.get("quality") or {}).get(key)) for e in model.saes]
+    found = [json_number((e.get("quality") or {}).get(key)) for e in model.saes]
     return np.array([np.nan if v is None else v for v in found], dtype=float)
 
 

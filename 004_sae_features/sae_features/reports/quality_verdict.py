@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from layers_core.reports.formats import fmt_logit
-from sae_features.reports.run_artefacts import SaeModel, number
+from layers_core.reports.formats import fmt_logit, json_number
+from sae_features.reports.run_artefacts import SaeModel
 
 EXPLAINED_VARIANCE, LOSS_RECOVERED = "explained_variance", "ce_loss_recovered"
 NAMES = {EXPLAINED_VARIANCE: "explained variance", LOSS_RECOVERED: "loss recovered"}
@@ -38,7 +38,7 @@ class SaeVerdict:
 
 def loss_recovered_defined(quality: dict[str, Any]) -> bool:
     """True when zeroing the residual raises the loss above the clean model's (``ce_zero > ce_clean``)."""
-    ce_zero, ce_clean = number(quality.get("ce_zero")), number(quality.get("ce_clean"))
+    ce_zero, ce_clean = json_number(quality.get("ce_zero")), json_number(quality.get("ce_clean"))
     return ce_zero is not None and ce_clean is not None and ce_zero > ce_clean
 
 
@@ -46,21 +46,21 @@ def quality_problems(quality: dict[str, Any], thresholds: dict[str, float]) -> t
     """What keeps one SAE's quality (its JSON ``quality``) from the thresholds, one short phrase each."""
     problems = []
     for key in (EXPLAINED_VARIANCE, LOSS_RECOVERED):
-        value, wanted = number(quality.get(key)), thresholds.get(key)
+        value, wanted = json_number(quality.get(key)), thresholds.get(key)
         if value is None:
             problems.append(f"{NAMES[key]} not measured")
         elif wanted is not None and value < wanted:
             problems.append(f"{NAMES[key]} {fmt_logit(value)} < {wanted:g}")
-    if number(quality.get(LOSS_RECOVERED)) is not None and not loss_recovered_defined(quality):
+    if json_number(quality.get(LOSS_RECOVERED)) is not None and not loss_recovered_defined(quality):
         problems.append(f"loss recovered undefined: zeroing the residual does not raise the loss (CE zero "
-                        f"{fmt_logit(number(quality.get('ce_zero')))} <= CE clean "
-                        f"{fmt_logit(number(quality.get('ce_clean')))})")
+                        f"{fmt_logit(json_number(quality.get('ce_zero')))} <= CE clean "
+                        f"{fmt_logit(json_number(quality.get('ce_clean')))})")
     return tuple(problems)
 
 
 def sae_verdicts(model: SaeModel) -> list[SaeVerdict]:
     """One verdict per SAE, in the run's order."""
-    return [SaeVerdict(int(e["layer"]), number(e.get("rel_depth")), str(e.get("sae")),
+    return [SaeVerdict(int(e["layer"]), json_number(e.get("rel_depth")), str(e.get("sae")),
                        quality_problems(dict(e.get("quality") or {}), model.thresholds)) for e in model.saes]
 
 

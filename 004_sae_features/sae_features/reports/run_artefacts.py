@@ -15,6 +15,7 @@ from typing import Any
 
 import pandas as pd
 
+from layers_core.reports.formats import json_number
 from layers_core.reports.run_reader import ModelArtefacts, ReportInputError, RunArtefacts, RunSchema, read_run
 from layers_core.runs.artefacts import artefact_name
 from sae_features.artefact_schema import (
@@ -43,11 +44,6 @@ SCHEMA = RunSchema(
 REQUIRED_CSVS: dict[str, Callable[[], list[str]]] = {
     SAE_QUALITY: sae_quality_columns, FEATURES: features_columns, SPECIALISTS: specialists_columns,
     TEXT_ACTIVITY: text_activity_columns}
-def number(value: Any) -> float | None:
-    """A JSON number as a float; None for anything else (null, a string, a bool)."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 class SaeModel(ModelArtefacts):
     """One model of a 004 run: its JSON summary and its CSVs."""
 
@@ -70,7 +66,7 @@ class SaeModel(ModelArtefacts):
     def thresholds(self) -> dict[str, float]:
         """The quality thresholds the run used (``explained_variance``, ``ce_loss_recovered``)."""
         return {key: float(value) for key, value in (self.summary.get("quality_thresholds") or {}).items()
-                if number(value) is not None}
+                if json_number(value) is not None}
 
     @property
     def specialist_rule(self) -> str:
@@ -84,7 +80,7 @@ class SaeModel(ModelArtefacts):
         The JSON records no ``n_layers``; ``rel_depth`` is ``layer / L`` rounded to 6 decimals.
         """
         for entry in self.saes:
-            layer, depth = number(entry.get("layer")), number(entry.get("rel_depth"))
+            layer, depth = json_number(entry.get("layer")), json_number(entry.get("rel_depth"))
             if layer and depth:
                 return round(layer / depth)
         return None

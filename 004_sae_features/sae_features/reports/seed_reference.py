@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sae_features.reports.run_artefacts import number
+from layers_core.reports.formats import json_number
 
 SEED_MODEL = "GPT-2 small"
 SEED_LAYERS = 12
@@ -40,7 +40,7 @@ def depth_points(depth: list[dict[str, Any]]) -> list[DepthPoint]:
     """The JSON's ``depth`` entries with numbers, in the run's order."""
     points = []
     for entry in depth:
-        layer, rel, holding, total = (number(entry.get(k)) for k in
+        layer, rel, holding, total = (json_number(entry.get(k)) for k in
                                       ("layer", "rel_depth", "categories_with_specialist", "categories"))
         if layer is not None and rel is not None and holding is not None and total is not None:
             points.append(DepthPoint(int(layer), rel, int(holding), int(total)))

@@ -16,10 +16,10 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
+from layers_core.reports.formats import fmt_at, json_number
 from layers_core.reports.plot_style import new_figure, plot_label, save_png, text_colour
-from sae_features.reports.md_common import fmt_at
 from sae_features.reports.quality_verdict import sae_verdicts
-from sae_features.reports.run_artefacts import SaeModel, number
+from sae_features.reports.run_artefacts import SaeModel
 
 CMAP = "viridis"
 NO_SPECIALIST = "lightgrey"
@@ -37,7 +37,7 @@ def auroc_grid(model: SaeModel) -> tuple[np.ndarray, list[list[str]], np.ndarray
             specialist = found.get(category)
             if not specialist:
                 continue
-            area = number(specialist.get("heldout_auroc"))
+            area = json_number(specialist.get("heldout_auroc"))
             values[i, j] = np.nan if area is None else area
             labels[i][j] = str(specialist.get("feature"))
             holds[i, j] = specialist.get("holds") is True
