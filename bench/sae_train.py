@@ -53,10 +53,14 @@ def _residuals(loaded, windows, layers: list[int], recipe: SaeRecipe, args: argp
 
         with safe_open(str(args.store), "pt") as handle:
             stored = handle.metadata()
-        same = all(stored.get(key) == tag[key] for key in ("model", "windows", "window"))
-        if same and set(layers) <= {int(x) for x in stored["layers"].split(",")}:
+        same = all(stored.get(key) == tag[key] for key in ("model", "window"))
+        enough = int(stored.get("windows", 0)) >= int(windows.shape[0])
+        if same and enough and set(layers) <= {int(x) for x in stored["layers"].split(",")}:
+            # Rows are window-major, so the first windows' residuals are the first rows.
+            rows = int(windows.shape[0]) * (recipe.window - 1)
             hooks = {residual_hook(layer, loaded.parts.n_layers) for layer in layers}
-            return {hook: values for hook, values in load_file(str(args.store)).items() if hook in hooks}
+            return {hook: values[:rows].clone() for hook, values in load_file(str(args.store)).items()
+                    if hook in hooks}
     store = collect_residuals(loaded.model, loaded.parts, windows, layers, batch_size=recipe.forward_batch,
                               progress=stderr_progress())
     if args.store is not None:

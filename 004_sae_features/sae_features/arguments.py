@@ -114,8 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sae-expansion", type=_positive, default=DEFAULT_RECIPE.expansion, metavar="X",
                         help="features per residual dimension of an SAE trained here (default "
                         f"{DEFAULT_RECIPE.expansion}: {DEFAULT_RECIPE.expansion} x 576 on SmolLM2)")
-    parser.add_argument("--quality-windows", type=_positive, default=64, metavar="N",
-                        help="held-out corpus windows of 128 tokens each SAE's quality is measured on (default 64; "
+    parser.add_argument("--quality-windows", type=_positive, default=32, metavar="N",
+                        help="held-out corpus windows of 128 tokens each SAE's quality is measured on (default 32; "
                         "each costs three forward passes per SAE)")
     return parser
 

@@ -52,7 +52,7 @@ class SaeFeaturesAnalysis:
     recipe: SaeRecipe
     corpus: str
     texts: Sequence[CategoryText]
-    quality_windows: int = 64
+    quality_windows: int = 32
 
     def __call__(self, run: ModelRun) -> Analysis:
         """Analyse one loaded model and write its CSVs; return its JSON fields."""

@@ -59,12 +59,12 @@ class SaeRecipe:
     """
 
     architecture: str = "topk"
-    expansion: int = 8
+    expansion: int = 4
     k: int = 32
-    tokens: int = 250_000
-    epochs: int = 2
-    batch_tokens: int = 4096
-    lr: float = 4e-4
+    tokens: int = 125_000
+    epochs: int = 3
+    batch_tokens: int = 2048
+    lr: float = 1e-3
     warmup_steps: int = 10
     decay_fraction: float = 0.2
     window: int = 128
