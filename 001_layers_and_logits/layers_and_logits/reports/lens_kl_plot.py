@@ -39,9 +39,12 @@ def lens_kl_figure(lens_kl: pd.DataFrame, title: str, run_lens: str | None = Non
         ax.plot(rows["rel_depth"], rows["kl_bits"], color=LENS_COLOURS.get(lens, f"C{4 + i}"), linewidth=2,
                 marker="o", markersize=3, label=label)
     ax.set_xlim(0, 1)
+    # Linear below 1 bit, logarithmic above: the norm lens starts hundreds of bits off on small models, the
+    # fitted lenses a few bits, and both must stay readable on one axis.
+    ax.set_yscale("symlog", linthresh=1.0)
     ax.set_ylim(bottom=0)
     ax.set_xlabel("relative depth (layer / L; 0 = embeddings, 1 = last block output)")
-    ax.set_ylabel("KL(last layer ‖ lens) (bits), mean over held-out tokens")
+    ax.set_ylabel("KL(last layer ‖ lens) (bits; log scale above 1), mean over held-out tokens")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=9, loc="upper right")
     ax.set_title(title, fontsize=10)
