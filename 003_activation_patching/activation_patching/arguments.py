@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from layers_core.runs.arguments import CommonOptions, common_options, experiment_parser
+from layers_core.runs.arguments import CommonOptions, common_options, experiment_parser, whole_number
 from layers_core.runs.prompt_arguments import DEFAULT_BATTERY
 
 DESCRIPTION = """\
@@ -68,16 +68,6 @@ class RunOptions:
     full_pairs: int
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from err
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser; ``--help`` prints every flag with its meaning."""
     parser = experiment_parser(DESCRIPTION, EXAMPLES)
@@ -94,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
         "in data/batteries/capitals.jsonl); 'none' is allowed only with a custom pair, which replaces the battery",
     )
     parser.add_argument(
-        "--pairs", type=_count, default=1, metavar="N",
+        "--pairs", type=whole_number(0), default=1, metavar="N",
         help="how many pairs get the full sweep grids (every layer, position, component and head; about 50 s "
         "per pair on SmolLM2 on a cpu); every battery pair gets the cheap sweep of the subject and the answer "
         "position (default: 1; 0: the cheap sweep only)",

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from layers_core.runs.arguments import CommonOptions, common_options, experiment_parser
+from layers_core.runs.arguments import CommonOptions, common_options, experiment_parser, whole_number
 from layers_core.sae.model_saes import DEFAULT_RECIPE
 from layers_core.sae.sae_sources import SaeSource, SaeSourceError, parse_sae_spec
 from layers_core.sae.sae_training import SaeRecipe
@@ -64,26 +64,6 @@ class RunOptions:
     quality_windows: int
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from err
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
-    return value
-
-
-def _layer(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"expected a residual number, got {text!r}") from err
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser; ``--help`` prints every flag with its meaning."""
     parser = experiment_parser(DESCRIPTION, EXAMPLES)
@@ -94,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gemma-scope-2-270m-pt-res/layer_12_width_16k_l0_medium (downloaded once; needs a network)",
     )
     parser.add_argument(
-        "--layers", nargs="+", type=_layer, metavar="N",
+        "--layers", nargs="+", type=whole_number(0), metavar="N",
         help="residuals to train SAEs on (0 = the embeddings, N = after block N-1; default: about 25, 50, 75 "
         "and 90%% of the depth, e.g. 8 15 22 27 on SmolLM2's 30 blocks)",
     )
@@ -106,15 +86,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--texts", type=Path, default=DEFAULT_TEXTS, metavar="FILE",
                         help="the category texts (JSON lines with id, category and text; default "
                         "data/category_texts.jsonl)")
-    parser.add_argument("--sae-tokens", type=_positive, default=DEFAULT_RECIPE.tokens, metavar="N",
+    parser.add_argument("--sae-tokens", type=whole_number(1), default=DEFAULT_RECIPE.tokens, metavar="N",
                         help=f"training tokens per SAE trained here (default {DEFAULT_RECIPE.tokens:,}; fewer "
                         "trains faster and explains less)")
-    parser.add_argument("--sae-k", type=_positive, default=DEFAULT_RECIPE.k, metavar="K",
+    parser.add_argument("--sae-k", type=whole_number(1), default=DEFAULT_RECIPE.k, metavar="K",
                         help=f"active features per token of an SAE trained here (default {DEFAULT_RECIPE.k})")
-    parser.add_argument("--sae-expansion", type=_positive, default=DEFAULT_RECIPE.expansion, metavar="X",
+    parser.add_argument("--sae-expansion", type=whole_number(1), default=DEFAULT_RECIPE.expansion, metavar="X",
                         help="features per residual dimension of an SAE trained here (default "
                         f"{DEFAULT_RECIPE.expansion}: {DEFAULT_RECIPE.expansion} x 576 on SmolLM2)")
-    parser.add_argument("--quality-windows", type=_positive, default=32, metavar="N",
+    parser.add_argument("--quality-windows", type=whole_number(1), default=32, metavar="N",
                         help="held-out corpus windows of 128 tokens each SAE's quality is measured on (default 32; "
                         "each costs three forward passes per SAE)")
     return parser
@@ -132,7 +112,11 @@ def parse_options(argv: Sequence[str] | None) -> RunOptions:
         parser.error("--layers chooses where SAEs are trained; add --sae train")
     if not args.texts.is_file():
         parser.error(f"--texts {args.texts}: no such file")
-    recipe = dataclasses.replace(DEFAULT_RECIPE, tokens=args.sae_tokens, k=args.sae_k, expansion=args.sae_expansion)
+    try:
+        recipe = dataclasses.replace(DEFAULT_RECIPE, tokens=args.sae_tokens, k=args.sae_k,
+                                     expansion=args.sae_expansion)
+    except ValueError as err:
+        parser.error(f"--sae-tokens/--sae-k/--sae-expansion: {err}")
     return RunOptions(common=common_options(args), sources=sources,
                       layers=tuple(dict.fromkeys(args.layers)) if args.layers else None, recipe=recipe,
                       corpus=args.corpus, texts=args.texts, quality_windows=args.quality_windows)

@@ -9,7 +9,7 @@ Nothing here imports torch: ``--help`` answers at once.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -143,3 +143,18 @@ def add_model_arguments(
             "--out", type=Path, metavar="DIR",
             help="write results under DIR instead of beside run.py (DIR/run-latest; the previous run is kept)",
         )
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type`` for a whole number of at least ``minimum`` (a bad value is one line, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from err
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected {minimum} or more, got {value}")
+        return value
+
+    return parse

@@ -45,6 +45,7 @@ def test_help_explains_every_flag() -> None:
         (("--sae", "gpt2-small-res-jb/blocks.6.hook_resid_pre", "--layers", "3"), "add --sae train"),
         (("--texts", "no-such.jsonl"), "no such file"),
         (("--sae-tokens", "0"), "expected 1 or more"),
+        (("--sae-tokens", "100"), "fewer than one batch"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_no_run(args: tuple[str, ...], message: str, tmp_path: Path) -> None:
@@ -113,7 +114,8 @@ def test_smollm2_end_to_end_with_one_small_trained_sae(tinycave_cache, tmp_path:
     # Zeroing a trained model's residual at mid depth ruins its predictions; splicing an SAE lands in between.
     assert quality["ce_clean"] + 1.0 < quality["ce_zero"]
     assert quality["ce_clean"] <= quality["ce_sae"] <= quality["ce_zero"]
-    assert 0.0 < quality["explained_variance"] < 1.0 and quality["l0"] <= 32 + 1e-9
+    # 24 steps need not beat the mean (measured -0.26 here; 0.98 after 183 steps on 125k tokens), but never 1.
+    assert quality["explained_variance"] < 1.0 and quality["l0"] <= 32 + 1e-9
     assert quality["tokens"] == 8 * 127
     weak = quality["explained_variance"] < 0.8 or quality["ce_loss_recovered"] < 0.9
     assert bool(document["warnings"]) == weak and all("is weak" in line for line in document["warnings"])
