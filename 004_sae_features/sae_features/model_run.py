@@ -16,8 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from layers_core.corpus import SOURCE_SHARES, load_corpus, split_documents, token_windows
-from layers_core.corpus.bundled_sources import BUNDLED_NAME
+from layers_core.corpus import load_corpus, source_shares, split_documents, token_windows
 from layers_core.lens.fit_progress import stderr_progress
 from layers_core.metrics import rel_depth
 from layers_core.runs import artefacts
@@ -91,9 +90,8 @@ def _analyse(run: ModelRun, spec: SaeFeaturesAnalysis) -> Analysis:
     sae_seconds = time.perf_counter() - started
     started = time.perf_counter()
     _, heldout_docs = split_documents(corpus)
-    shares = SOURCE_SHARES if corpus.name == BUNDLED_NAME else None
     heldout = token_windows(loaded.tokenizer, heldout_docs, spec.recipe.window,
-                            spec.quality_windows * spec.recipe.window, shares)
+                            spec.quality_windows * spec.recipe.window, source_shares(corpus))
     quality = sae_quality(loaded.model, parts, {e.layer: e.sae for e in saes}, heldout, batch_size=4,
                           progress=stderr_progress())
     quality_seconds = time.perf_counter() - started

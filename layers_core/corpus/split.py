@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from layers_core.corpus.bundled_sources import BUNDLED_NAME
 from layers_core.corpus.documents import Corpus, CorpusError, Document
 
 SPLIT_SALT = "tinycave-split-v1"
@@ -41,3 +42,8 @@ def split_documents(corpus: Corpus, heldout_fraction: float = 0.1) -> tuple[list
 # Japanese Bible (2.6 M of the corpus's 4.1 M SmolLM2 tokens) would dominate.
 SOURCE_SHARES: dict[str, float] = {
     "web-bible": 0.35, "pydoc-topics": 0.2, "stdlib-code": 0.25, "kougo-bible": 0.1, "pyjokes": 0.1}
+
+
+def source_shares(corpus: Corpus) -> dict[str, float] | None:
+    """``SOURCE_SHARES`` for the bundled corpus; None (documents as they come) for a user's own corpus."""
+    return SOURCE_SHARES if corpus.name == BUNDLED_NAME else None

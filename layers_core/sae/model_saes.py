@@ -14,8 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from layers_core.corpus import SOURCE_SHARES, Corpus, bundled_corpus, split_documents, token_windows
-from layers_core.corpus.bundled_sources import BUNDLED_NAME
+from layers_core.corpus import Corpus, bundled_corpus, source_shares, split_documents, token_windows
 from layers_core.lens.fit_progress import Progress
 from layers_core.models.fingerprint import model_fingerprint
 from layers_core.models.loading import LoadedModel
@@ -55,9 +54,8 @@ def _trained(
         status(f"training SAEs on residuals {', '.join(map(str, missing))} ({recipe.tokens:,} tokens each, "
                f"{recipe.expansion * parts.d_model} features, k {recipe.k}; minutes, once per model)")
         train_docs, _ = split_documents(corpus)
-        shares = SOURCE_SHARES if corpus.name == BUNDLED_NAME else None
         windows = token_windows(loaded.tokenizer, train_docs, recipe.window, recipe.windows_needed() * recipe.window,
-                                shares)
+                                source_shares(corpus))
         return train_saes(loaded.model, parts, windows, missing, recipe, device=loaded.plan.device,
                           progress=progress)
 
