@@ -76,20 +76,21 @@ def entry_problem(identity: SaeIdentity) -> str | None:
     return None
 
 
-def load_cached(identity: SaeIdentity, device: str) -> Any | None:
-    """The cached SAE of ``identity``, or None when there is none or it is damaged (see ``entry_problem``)."""
+def load_cached(identity: SaeIdentity, device: str) -> tuple[Any | None, str | None]:
+    """``(sae, None)`` for a usable cached entry of ``identity``, else ``(None, why)`` (see ``entry_problem``)."""
     from sae_lens import SAE
     from safetensors import SafetensorError
 
-    if entry_problem(identity) is not None:
-        return None
+    problem = entry_problem(identity)
+    if problem is not None:
+        return None, problem
     try:
         sae = SAE.load_from_disk(identity.folder(), device=device)
-    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError):
-        return None
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError) as err:
+        return None, f"it does not load ({type(err).__name__})"
     if sae.cfg.d_in != identity.d_model:
-        return None
-    return sae
+        return None, f"it reads width {sae.cfg.d_in}, not {identity.d_model}"
+    return sae, None
 
 
 def save_entry(identity: SaeIdentity, sae: Any) -> Path:
@@ -120,15 +121,13 @@ def cached_or_trained(
     found: dict[int, tuple[Any, str]] = {}
     missing: dict[int, str] = {}
     for identity in identities:
-        sae = load_cached(identity, device)
+        sae, problem = load_cached(identity, device)
         if sae is not None:
             found[identity.layer] = (sae, "hit")
             continue
-        problem = entry_problem(identity)
-        damaged = identity.folder().exists()
+        damaged = problem != "missing"
         if damaged:
-            status(f"the cached SAE for residual {identity.layer} is not usable ({problem or 'it does not load'}); "
-                   "training it again")
+            status(f"the cached SAE for residual {identity.layer} is not usable ({problem}); training it again")
         missing[identity.layer] = "retrained" if damaged else "trained"
     if missing:
         trained = train(sorted(missing))

@@ -162,7 +162,7 @@ def test_cache_trains_once_reloads_identically_and_retrains_a_damaged_entry(tiny
     third = cached_or_trained(identities, train, "cpu", status=lines.append)
     assert [state for _, state in third.values()] == ["hit", "retrained"] and calls[-1] == [2]
     assert "not usable" in lines[0]
-    assert load_cached(identities[1], "cpu") is not None
+    assert load_cached(identities[1], "cpu")[0] is not None
 
 
 def test_an_entry_for_another_recipe_is_not_used(tinycave_cache) -> None:
@@ -172,7 +172,7 @@ def test_an_entry_for_another_recipe_is_not_used(tinycave_cache) -> None:
     data = json.loads(stored.read_text())
     data["layer"] = 2
     stored.write_text(json.dumps(data))
-    assert load_cached(identity, "cpu") is None
+    assert load_cached(identity, "cpu") == (None, "it was trained for something else")
 
 
 # Sources
