@@ -1,8 +1,9 @@
 """SAE feature activations of short texts, token by token, with padding and the first position never counted.
 
 Texts run in left-padded batches of similar length (``prompts.batching``); the residual at
-every SAE's hook is read in the same forward pass and encoded. The positions counted are
-a text's real tokens after its first: padding (mask 0) is dropped, and so is position 0,
+every SAE's hook is read in the same forward pass, which stops after the deepest hook, and
+each SAE encodes the batch's counted tokens at once. The positions counted are
+a text's real tokens after its first (``counted_positions``): padding (mask 0) is dropped, and so is position 0,
 the attention sink (BOS where the tokenizer adds one), whose residual is an outlier the
 SAEs here never saw in training; any other special token is dropped too. The seed
 prototype's "critical bug" was counting padded positions; the tests check that a padded
@@ -57,7 +58,7 @@ def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
     return [list(tokenizer(text, add_special_tokens=True)["input_ids"]) for text in texts]
 
 
-def _counted(ids: Sequence[int], special: set[int]) -> list[int]:
+def counted_positions(ids: Sequence[int], special: set[int]) -> list[int]:
     """Indices (within the text) of the tokens that count: after position 0, not special."""
     return [i for i in range(1, len(ids)) if ids[i] not in special]
 
@@ -90,14 +91,16 @@ def text_features(
         for rows in length_batches(encoded, batch_size):
             input_ids, mask = left_padded([encoded[i] for i in rows], pad)
             run = run_with_cache(model, parts, input_ids, list(dict.fromkeys(hooks.values())),
-                                 attention_mask=mask, logits_at="last")
+                                 attention_mask=mask, logits_at="none")
             width = input_ids.shape[1]
-            for slot, index in enumerate(rows):
-                ids = encoded[index]
-                kept = _counted(ids, special)
-                columns = [width - len(ids) + i for i in kept]
-                for layer, sae in saes.items():
-                    resid = run.cache[hooks[layer]][slot, columns].float()
-                    acts = sae.encode(resid.to(sae.device)).float().cpu()
-                    found[layer][index] = _summary(acts, [ids[i] for i in kept])
+            kept = [counted_positions(encoded[index], special) for index in rows]
+            slots = torch.tensor([slot for slot, k in enumerate(kept) for _ in k], dtype=torch.long)
+            columns = torch.tensor([width - len(encoded[index]) + i for index, k in zip(rows, kept, strict=True)
+                                    for i in k], dtype=torch.long)
+            for layer, sae in saes.items():
+                # Every counted token of the batch in one encode, then split back into texts.
+                resid = run.cache[hooks[layer]][slots, columns].float()
+                acts = sae.encode(resid.to(sae.device, sae.dtype)).float().cpu().split([len(k) for k in kept])
+                for index, k, text_acts in zip(rows, kept, acts, strict=True):
+                    found[layer][index] = _summary(text_acts, [encoded[index][i] for i in k])
     return {layer: [entry for entry in entries if entry is not None] for layer, entries in found.items()}

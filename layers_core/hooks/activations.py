@@ -12,6 +12,11 @@ once with forward hooks at those sites and:
   run as one batched forward; it can read a cache in the same pass. The cache holds
   what flowed through the model, i.e. after the writes.
 
+``logits_at="none"`` wants no logits: the forward pass stops as soon as every
+point asked for has been read and written, so nothing past the deepest of them
+runs (the floor cost of reading layer 15 of 30 is half a forward pass). The
+run's ``logits`` is then an empty ``[B, 0, 0]`` tensor.
+
 ``keep_graph=True`` runs with autograd on and leaves each cached tensor on the
 graph, upstream of the logits: ``torch.autograd.grad(metric, cache[name])`` is
 the gradient with respect to that activation at the kept positions (attribution
@@ -53,6 +58,11 @@ from layers_core.hooks.hook_points import (
 from layers_core.models.architecture import ModelParts
 
 Positions = Sequence[int] | Literal["last"] | None
+LogitsAt = Literal["all", "last", "none"]
+
+
+class _Enough(Exception):
+    """Raised by the last hook of a ``logits_at="none"`` run: everything asked for has been read."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +99,8 @@ class ActivationRun:
     """What one hooked forward pass returns.
 
     Attributes:
-        logits: ``[B, T, V]`` (or ``[B, 1, V]`` with ``logits_at="last"``), fp32.
+        logits: ``[B, T, V]`` (``[B, 1, V]`` with ``logits_at="last"``; empty ``[B, 0, 0]`` with
+            ``logits_at="none"``), fp32.
         cache: Point name -> value at the kept positions: ``[B, T_sel, d_model]``,
             ``[B, T_sel, n_heads, d_head]`` for ``hook_z``, ``[B, n_heads, T_sel, T]``
             for ``hook_pattern`` (queries restricted, every key kept), in the model's dtype.
@@ -113,7 +124,7 @@ def run_with_cache(
     attention_mask: Tensor | None = None,
     position_ids: Tensor | None = None,
     positions: Positions = None,
-    logits_at: Literal["all", "last"] = "all",
+    logits_at: LogitsAt = "all",
     keep_graph: bool = False,
 ) -> ActivationRun:
     """Run the model once and read the activations at ``points``.
@@ -127,7 +138,8 @@ def run_with_cache(
             when ``position_ids`` is None, as ``capture_residuals`` does.
         position_ids: ``[B, T]`` explicit positions.
         positions: Positions to keep: None for all, "last", or a list of indices.
-        logits_at: "all", or "last" for the last position only (``logits_to_keep=1``).
+        logits_at: "all", "last" for the last position only (``logits_to_keep=1``), or
+            "none": no logits, and the forward pass stops after the deepest point.
         keep_graph: Run with autograd and keep the cached tensors on the graph.
 
     Returns:
@@ -153,7 +165,7 @@ def run_with_patches(
     attention_mask: Tensor | None = None,
     position_ids: Tensor | None = None,
     positions: Positions = None,
-    logits_at: Literal["all", "last"] = "all",
+    logits_at: LogitsAt = "all",
     keep_graph: bool = False,
 ) -> ActivationRun:
     """Run the model once with ``patches`` applied, and optionally read a cache in the same pass.
@@ -168,10 +180,13 @@ def run_with_patches(
     """
     wants_last = (isinstance(positions, str) and positions == "last") or logits_at == "last"
     check_batch(input_ids, attention_mask, needs_last=wants_last)
-    if logits_at not in ("all", "last"):
-        raise ValueError(f"logits_at must be 'all' or 'last', got {logits_at!r}")
+    if logits_at not in ("all", "last", "none"):
+        raise ValueError(f"logits_at must be 'all', 'last' or 'none', got {logits_at!r}")
+    if logits_at == "none" and (keep_graph or not read):
+        raise ValueError("logits_at='none' stops after the points read: it needs points to read and no graph")
     batch, seq_len = input_ids.shape
-    plan = _Plan(parts, batch, seq_len, _kept_positions(positions, seq_len), keep_graph)
+    plan = _Plan(parts, batch, seq_len, _kept_positions(positions, seq_len), keep_graph,
+                 stop_when_done=logits_at == "none")
     for patch in patches:
         plan.add_write(patch)
     for name in dict.fromkeys(read):
@@ -181,8 +196,13 @@ def run_with_patches(
     attention = eager_attention(model) if plan.needs_eager else nullcontext()
     grad = torch.enable_grad() if keep_graph else torch.no_grad()
     with attention, attached(plan.hooks()), grad:
-        output = model(**kwargs)
+        try:
+            output = model(**kwargs)
+        except _Enough:
+            output = None
     plan.check_all_fired()
+    if output is None:
+        return ActivationRun(torch.empty(batch, 0, 0), plan.cache, plan.kept_list)
     return ActivationRun(output_logits(output, logits_at == "last", sliced), plan.cache, plan.kept_list)
 
 
@@ -254,8 +274,10 @@ class _Action:
 class _Plan:
     """The hooks of one run: which actions happen at which (module, hook, slot), and the cache."""
 
-    def __init__(self, parts: ModelParts, batch: int, seq_len: int, kept: list[int] | None, keep_graph: bool):
+    def __init__(self, parts: ModelParts, batch: int, seq_len: int, kept: list[int] | None, keep_graph: bool,
+                 stop_when_done: bool = False):
         self.parts = parts
+        self.stop_when_done = stop_when_done
         self.batch = batch
         self.seq_len = seq_len
         self.kept_list = kept
@@ -327,6 +349,7 @@ class _Plan:
             def pre_hook(module: nn.Module, args: tuple, kwargs: dict[str, Any]) -> Any:
                 tensor = input_tensor(args, kwargs)
                 new = self._run(actions, 0, tensor)
+                self._stop_if_done()
                 return None if new is tensor else with_input(args, kwargs, new)
 
             return pre_hook
@@ -337,9 +360,15 @@ class _Plan:
                 new = self._run([a for a in actions if a.site.slot == slot], slot, tensor)
                 if new is not tensor:
                     output = with_output(output, new, slot)
+            self._stop_if_done()
             return output
 
         return post_hook
+
+    def _stop_if_done(self) -> None:
+        """End a ``logits_at="none"`` forward pass once every write and read has happened."""
+        if self.stop_when_done and all(action.fired for action in self._writes + self._reads):
+            raise _Enough
 
     def _run(self, actions: list[_Action], slot: int, tensor: Any) -> Any:
         for action in actions:

@@ -106,7 +106,7 @@ def residual_stream(
     count = int(windows.shape[0])
     for start in range(0, count, batch_size):
         batch = windows[start:start + batch_size]
-        run = run_with_cache(model, parts, batch, hooks, logits_at="last")
+        run = run_with_cache(model, parts, batch, hooks, logits_at="none")
         yield {hook: run.cache[hook][:, 1:].float().reshape(-1, parts.d_model) for hook in hooks}
         report(progress, stage, min(start + batch_size, count), count)
 

@@ -274,6 +274,28 @@ def test_positions_keep_copies_of_the_asked_slots() -> None:
         run_with_cache(model, parts, ids, names, positions=[ids.shape[1]])
 
 
+@pytest.mark.parametrize("family", ["llama", "gemma3", "gpt2"])
+def test_without_logits_the_pass_stops_after_the_deepest_point_and_reads_the_same(family: str) -> None:
+    model = tiny_models.build_any(family)
+    parts = model_parts(model)
+    ids = _ids()
+    names = ["blocks.0.hook_resid_post", f"blocks.{LAYER}.hook_resid_mid", f"blocks.{LAYER}.attn.hook_z"]
+    full = run_with_cache(model, parts, ids, names)
+    ran: list[int] = []
+    handles = [block.register_forward_pre_hook(lambda *_, i=i: ran.append(i)) for i, block in enumerate(parts.blocks)]
+    try:
+        short = run_with_cache(model, parts, ids, names, logits_at="none")
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert ran == list(range(LAYER + 1)) and LAYER + 1 < parts.n_layers
+    assert short.logits.numel() == 0 and _no_hooks_left(model)
+    for name in names:
+        assert torch.equal(short[name], full[name])
+    with pytest.raises(ValueError, match="needs points to read"):
+        run_with_cache(model, parts, ids, [], logits_at="none")
+
+
 def test_left_padded_batch_rows_match_their_prompts() -> None:
     model = tiny_models.build_any("gpt2")
     parts = model_parts(model)
