@@ -109,10 +109,10 @@ def sae_quality(
             for layer, sae in saes.items():
                 resid = run.cache[hooks[layer]][:, 1:]
                 x = resid.float().reshape(-1, parts.d_model)
-                features = sae.encode(x.to(sae.device))
-                reconstruction = sae.decode(features).to(x.device)
-                sums[layer].add(x, features.cpu(), reconstruction)
-                spliced = reconstruction.reshape(resid.shape).to(resid.dtype)
+                features = sae.encode(x.to(sae.device, sae.dtype))
+                rebuilt = sae.decode(features).to(x.device, x.dtype)  # sae_splice.reconstruction, encoded once
+                sums[layer].add(x, features.cpu(), rebuilt)
+                spliced = rebuilt.reshape(resid.shape).to(resid.dtype)
                 for name, value in (("sae", spliced), ("zero", torch.zeros_like(resid))):
                     patched = run_with_patches(model, parts, batch, [Patch(hooks[layer], value, positions=positions)])
                     sums[layer].ce[name] += _cross_entropy(patched.logits, batch)

@@ -15,10 +15,12 @@ import math
 import pytest
 import torch
 
+from layers_core.hooks.activations import Patch, run_with_cache, run_with_patches
 from layers_core.sae.sae_cache import SaeIdentity, cached_or_trained, load_cached
 from layers_core.sae.sae_points import SaeMismatchError, default_layers, residual_hook, residual_of_hook
 from layers_core.sae.sae_quality import sae_quality
 from layers_core.sae.sae_sources import SaeSourceError, check_fits, load_sae, parse_sae_spec
+from layers_core.sae.sae_splice import reconstruction, without_features
 from layers_core.sae.sae_training import SaeRecipe, train_saes
 from tests.tiny_models import VOCAB_SIZE, shared_model
 from tests.tolerances import fp_tol
@@ -125,6 +127,33 @@ def test_trained_saes_explain_the_residual_and_are_reproducible() -> None:
         # On random weights zeroing a residual can lower the loss, so the recovered ratio is not checked here.
         assert q.dead_frac < 0.5
         assert q.l0 <= RECIPE.k + 1e-9
+
+
+def test_the_splice_puts_the_reconstruction_in_and_with_the_error_term_gives_the_model_back() -> None:
+    model, parts = shared_model("llama")
+    sae = _trained()[1]
+    hook, windows = sae.cfg.metadata.hook_name, _windows(3, 20, seed=3)
+    clean = run_with_cache(model, parts, windows, [hook])
+    x = clean.cache[hook]
+    rebuilt = reconstruction(sae, x)
+    spliced = run_with_patches(model, parts, windows, [Patch(hook, rebuilt)], read=[hook])
+    assert torch.equal(spliced.cache[hook], rebuilt)
+    assert not torch.allclose(spliced.logits, clean.logits)  # the SAE's error term matters downstream
+    # The error term added back the naive way: the model's logits up to rounding.
+    naive = run_with_patches(model, parts, windows, [Patch(hook, rebuilt + (x - rebuilt))])
+    torch.testing.assert_close(naive.logits, clean.logits, rtol=0,
+                               atol=fp_tol(max(1.0, float(clean.logits.abs().max())), n_terms=parts.d_model))
+    # Kept exactly: removing nothing, or a feature that never fires here, gives the model's logits bit for bit.
+    acts = sae.encode(x.reshape(-1, parts.d_model))
+    silent = int((acts.amax(0) <= 0).nonzero()[0])
+    firing = int(acts.amax(0).argmax())
+    for features in ([], [silent]):
+        kept = run_with_patches(model, parts, windows, [Patch(hook, without_features(sae, x, features))])
+        assert torch.equal(kept.logits, clean.logits), features
+    removed = without_features(sae, x, [firing])
+    expected = x - (acts[:, firing, None] * sae.W_dec[firing]).reshape(x.shape)  # its activation times its decoder row
+    torch.testing.assert_close(removed, expected, rtol=0, atol=fp_tol(float(x.abs().max()), n_terms=parts.d_model))
+    assert not torch.equal(removed, x)
 
 
 def test_training_refuses_too_few_windows() -> None:
