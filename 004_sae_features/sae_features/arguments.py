@@ -79,9 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
         "and 90%% of the depth, e.g. 8 15 22 27 on SmolLM2's 30 blocks)",
     )
     parser.add_argument(
-        "--corpus", default="bundled", metavar="FILE",
+        "--corpus", default="bundled", metavar="FILE|DATASET",
         help="text to train SAEs on: 'bundled' (the default: Bible, Python docs and code, jokes; see "
-        "data/corpus/DATASHEET.md), a .txt file (documents separated by blank lines) or a .jsonl file",
+        "data/corpus/DATASHEET.md), a .txt file (documents separated by blank lines), a .jsonl file, or, online, "
+        "a Hugging Face dataset id (owner/name or owner/name:config; the text column of its train split, first "
+        "50,000 rows)",
     )
     parser.add_argument("--texts", type=Path, default=DEFAULT_TEXTS, metavar="FILE",
                         help="the category texts (JSON lines with id, category and text; default "

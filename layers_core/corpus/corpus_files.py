@@ -1,4 +1,7 @@
-"""``load_corpus``: a corpus spec (None, "bundled", a .txt or a .jsonl file) to a Corpus.
+"""``load_corpus``: a corpus spec (None, "bundled", a .txt or a .jsonl file, a hub dataset id) to a Corpus.
+
+A spec that is no existing file and reads ``owner/name`` (or ``owner/name:config``) is a
+Hugging Face dataset, read online by ``hub_datasets``.
 
 File formats:
 
@@ -21,11 +24,12 @@ from pathlib import Path
 
 from layers_core.corpus.bundled_sources import BUNDLED_NAME, bundled_corpus
 from layers_core.corpus.documents import Corpus, CorpusError, Document, make_corpus
+from layers_core.corpus.hub_datasets import hub_corpus
 
 ACCEPTED = "'bundled', a .txt file (documents separated by blank lines) or a .jsonl file ({\"text\": ...} a line)"
 _BLANK_LINES = re.compile(r"\n[ \t\r\f\v]*\n\s*")
 # "owner/name": what a Hugging Face dataset id looks like.
-_HUB_DATASET = re.compile(r"^[\w.-]+/[\w.-]+$")
+_HUB_DATASET = re.compile(r"^[\w.-]+/[\w.-]+(:[\w.-]+)?$")
 
 
 def load_corpus(spec: str | None) -> Corpus:
@@ -33,17 +37,14 @@ def load_corpus(spec: str | None) -> Corpus:
 
     Raises:
         CorpusError: A missing or unreadable file, an unknown format, a broken JSONL line,
-            a Hugging Face dataset id (not supported offline yet), or a file with no documents.
+            a Hugging Face dataset that cannot be read, or a file with no documents.
     """
     if spec is None or spec == BUNDLED_NAME:
         return bundled_corpus()
     path = Path(spec).expanduser()
     if not path.exists():
         if _HUB_DATASET.match(spec) and path.suffix not in (".txt", ".jsonl"):
-            raise CorpusError(
-                f"{spec!r} looks like a Hugging Face dataset id; datasets are not supported yet "
-                f"(tinycave runs offline); pass {ACCEPTED}"
-            )
+            return hub_corpus(spec)
         raise CorpusError(f"corpus file {spec} not found; pass {ACCEPTED}")
     if path.is_dir():
         raise CorpusError(f"{spec} is a folder; pass {ACCEPTED}")

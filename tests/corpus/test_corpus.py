@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -315,8 +318,6 @@ def test_load_corpus_errors(tmp_path: Path) -> None:
         load_corpus(str(other))
     with pytest.raises(CorpusError, match=rf"is a folder; {accepted}"):
         load_corpus(str(tmp_path))
-    with pytest.raises(CorpusError, match="looks like a Hugging Face dataset id; datasets are not supported yet"):
-        load_corpus("roneneldan/TinyStories")
     empty = tmp_path / "empty.txt"
     empty.write_text("\n  \n\n", "utf-8")
     with pytest.raises(CorpusError, match=r"empty\.txt holds no text"):
@@ -334,3 +335,29 @@ def test_source_sizes_count_documents_characters_and_tokens() -> None:
     assert [(s.source, s.documents, s.characters) for s in sizes] == [("a", 2, 14), ("b", 1, 4)]
     expected = sum(len(tokenizer(d.text, add_special_tokens=False)["input_ids"]) for d in docs[:2])
     assert sizes[0].tokens == expected
+
+
+def test_a_hub_dataset_offline_is_one_line_naming_what_works_offline(tmp_path: Path) -> None:
+    # A fresh process, so HF_HUB_OFFLINE is read when the hub libraries are imported.
+    code = ("from layers_core.corpus import load_corpus\nfrom layers_core.corpus.documents import CorpusError\n"
+            "try:\n    load_corpus('roneneldan/TinyStories')\nexcept CorpusError as err:\n    print(err)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip().startswith("cannot reach the Hugging Face hub for the dataset 'roneneldan/TinyStories'")
+    assert "work offline" in done.stdout and len(done.stdout.strip().splitlines()) == 1, done.stdout + done.stderr
+
+
+def test_hub_rows_become_documents_from_the_text_column_once_each() -> None:
+    import datasets
+
+    from layers_core.corpus.hub_datasets import HUB_DOCUMENTS, hub_documents, text_column
+
+    rows = datasets.Dataset.from_dict({"label": [1, 2, 3, 4], "story": ["Once.", "", "Once.", "Twice."]})
+    found = hub_documents(rows, "someone--stories")
+    assert [d.text for d in found] == ["Once.", "Twice."] and {d.source for d in found} == {"hub"}
+    assert found[0].doc_id.startswith("someone--stories/")
+    assert text_column(None, {"id": 3, "text": "a", "body": "b"}) == "text"
+    with pytest.raises(CorpusError, match="no text column"):
+        hub_documents([{"label": 1}], "x")
+    many = ({"text": f"row {i}"} for i in range(HUB_DOCUMENTS + 10))
+    assert len(hub_documents(many, "x")) == HUB_DOCUMENTS
