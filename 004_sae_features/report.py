@@ -19,7 +19,8 @@ from sae_features.reports import write_reports
 HERE = Path(__file__).resolve().parent
 COMMAND = ReportCommand(
     experiment="004_sae_features",
-    files="specialists-<model>.png, quality-<model>.png, cross-model.png",
+    files=("specialists-<model>.png, quality-<model>.png, heatmaps-<model>-L<layer>.png, "
+           "histograms-<model>-L<layer>.png, feature-cards-<model>.md and .html, cross-model.png"),
     write_reports=write_reports,
     default_run_dir=HERE / LATEST,
 )

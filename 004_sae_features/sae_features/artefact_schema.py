@@ -9,7 +9,7 @@ Activations are counted on a text's tokens after its first (``text_activations``
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1  # written into every output-<name>.json; readers refuse a newer one
+SCHEMA_VERSION = 2  # written into every output-<name>.json; readers refuse a newer one
 
 SAE_QUALITY = "sae-quality"
 FEATURES = "features"

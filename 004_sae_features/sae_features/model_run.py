@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from torch import Tensor
+
 from layers_core.corpus import load_corpus, source_shares, split_documents, token_windows
 from layers_core.lens.fit_progress import stderr_progress
 from layers_core.metrics import rel_depth
@@ -28,6 +30,8 @@ from layers_core.sae.sae_training import SaeRecipe
 from sae_features import artefact_schema
 from sae_features.category_texts import CategoryText, categories
 from sae_features.discovery import MIN_TEXTS_SELECTIVE, Discovery, LayerTable, discover, feature_rows
+from sae_features.feature_cards import feature_card
+from sae_features.feature_contexts import corpus_activations, top_contexts
 from sae_features.specialists import (
     MIN_AUROC,
     MIN_PRECISION,
@@ -108,6 +112,9 @@ def _analyse(run: ModelRun, spec: SaeFeaturesAnalysis) -> Analysis:
         results.append(SaeResult(entry, q, table, found, feature_rows(table, labels, names, found),
                                  category_specialists(names, labels, halves, table.values)))
     feature_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    cards = _cards(run, results, texts, features, heldout)
+    card_seconds = time.perf_counter() - started
 
     keys = {entry.layer: _keys(entry, parts.n_layers) for entry in saes}
     artefacts.write_csv(run.artefact(artefact_schema.SAE_QUALITY),
@@ -132,7 +139,8 @@ def _analyse(run: ModelRun, spec: SaeFeaturesAnalysis) -> Analysis:
                   "quality": _quality_row(r.quality), "activity": _activity(r.table, r.entry.d_sae),
                   "discovery": r.discovery.as_dict(),
                   "specialists": {name: (s.as_row() if s else None)
-                                  for name, s in zip(names, r.specialists, strict=True)}}
+                                  for name, s in zip(names, r.specialists, strict=True)},
+                  "cards": cards[r.entry.layer]}
                  for r in results],
         "categories": {name: labels.count(name) for name in names},
         "specialist_rule": SPECIALIST_RULE,
@@ -144,13 +152,30 @@ def _analyse(run: ModelRun, spec: SaeFeaturesAnalysis) -> Analysis:
         "model_shape": {"n_layers": parts.n_layers, "d_model": parts.d_model},
     }
     timing = {"sae_seconds": round(sae_seconds, 3), "quality_seconds": round(quality_seconds, 3),
-              "feature_seconds": round(feature_seconds, 3)}
+              "feature_seconds": round(feature_seconds, 3), "card_seconds": round(card_seconds, 3)}
     warnings = _quality_warnings(quality)
     document["warnings"] = warnings
     return Analysis(document=document, provenance={**timing, "corpus": corpus.name,
                                                    "corpus_fingerprint": corpus.fingerprint()},
                     summary={"depth": depth, "quality": [_quality_row(q) for q in quality], **timing},
                     warnings=warnings)
+
+
+def _cards(run: ModelRun, results: Sequence[SaeResult], texts: Sequence[CategoryText],
+           features: dict[int, list[TextFeatures]], heldout: Tensor) -> dict[int, list[dict[str, Any]]]:
+    """Residual index -> the cards of its SAE's specialists, in category order (``feature_cards``)."""
+    loaded = run.loaded
+    chosen = {r.entry.layer: [s.feature for s in r.specialists if s] for r in results}
+    corpus = corpus_activations(loaded.model, loaded.parts, heldout, {r.entry.layer: r.entry.sae for r in results},
+                                chosen)
+    cards: dict[int, list[dict[str, Any]]] = {}
+    for r in results:
+        found = [s for s in r.specialists if s]
+        cards[r.entry.layer] = [
+            feature_card(s, loaded.parts, loaded.tokenizer, r.entry.sae, texts, features[r.entry.layer],
+                         top_contexts(heldout, corpus[r.entry.layer][..., column]), corpus[r.entry.layer][..., column])
+            for column, s in enumerate(found)]
+    return cards
 
 
 def _keys(entry: ModelSae, n_layers: int) -> dict[str, Any]:

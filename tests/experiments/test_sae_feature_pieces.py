@@ -155,3 +155,85 @@ def test_discovery_names_the_planted_features_and_weights_strength() -> None:
     b5 = next(r for r in rows if r["feature"] == 5 and r["category"] == "b")
     assert b5["text_frequency"] == 1.0 and "category:b" in str(b5["criteria"])
     assert next(r for r in rows if r["feature"] == 5 and r["category"] == "a")["mean_activation"] == 0.0
+
+
+# Feature cards
+
+
+@pytest.mark.parametrize("family", ["gemma3", "gpt2", "llama"])
+def test_the_logit_effect_is_the_first_order_change_of_the_logits_along_the_direction(family: str) -> None:
+    # Independent of logit_effect's formula: finite differences through the model's own final norm and
+    # unembedding modules in float64, along a direction orthogonal to the (centred) residual, where the
+    # norm's scale does not move to first order, so d logits / dt = scale * effect.
+    from layers_core.models.architecture import model_parts
+    from layers_core.sae.feature_logits import logit_effect
+    from tests.tiny_models import build_any
+
+    model = build_any(family).double()
+    parts = model_parts(model)
+    generator = torch.Generator().manual_seed(1)
+    r, d = torch.randn(2, parts.d_model, generator=generator, dtype=torch.float64)
+    centred = isinstance(parts.final_norm, torch.nn.LayerNorm)
+    if centred:
+        r, d = r - r.mean(), d - d.mean()
+    d = d - (d @ r) / (r @ r) * r
+    norm = parts.final_norm
+    eps = getattr(norm, "eps", None) or norm.variance_epsilon  # LayerNorm and Gemma: eps; Llama: variance_epsilon
+    scale = torch.rsqrt(r.pow(2).mean() + eps)  # the norm's 1/rms of r
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return parts.unembed(parts.final_norm(x[None]))[0]
+
+    # Gemma's norms compute in float32 whatever the model's dtype: the difference quotient carries float32
+    # rounding of the logits divided by t; the step's own (second-order) error is far below that.
+    t = 1e-3
+    slope = (logits(r + t * d) - logits(r - t * d)) / (2 * t)
+    effect = logit_effect(parts, d).double() * scale
+    rounding = 16 * torch.finfo(torch.float32).eps * float(logits(r).abs().max()) / t
+    torch.testing.assert_close(slope, effect, rtol=1e-4, atol=rounding + 1e-6 * float(effect.abs().max()))
+    assert float((slope - effect).abs().max()) < 0.01 * float(effect.abs().max())
+
+
+def test_top_contexts_are_the_strongest_windows_sliced_around_their_peaks() -> None:
+    from sae_features.feature_contexts import top_contexts
+
+    windows = torch.arange(4 * 11).reshape(4, 11)  # token id = 11 * window + position
+    values = torch.zeros(4, 10)
+    values[0, 9], values[2, 0], values[2, 5], values[3, 4] = 2.0, 5.0, 1.0, 2.0
+    found = top_contexts(windows, values, count=3, width=6)
+    assert [c.window for c in found] == [2, 0, 3]  # strongest first, ties by window; window 1 never fires
+    for c in found:
+        assert c.token_ids[c.peak] == 11 * c.window + 1 + int(values[c.window].argmax())
+        assert c.max == float(values[c.window].max()) and len(c.token_ids) == len(c.values) == 6
+    assert found[0].peak == 0 and found[1].peak == 5  # clipped at the window's start and end
+
+
+def test_a_card_counts_every_token_once_and_reads_the_sparse_activations() -> None:
+    from sae_features.category_texts import CategoryText
+    from sae_features.feature_cards import HISTOGRAM_BINS, feature_card, feature_values
+    from sae_features.specialists import Specialist
+
+    model, parts = shared_model("llama")
+    tokenizer = shared_tokenizer()
+    sae = _tiny_saes()[2]
+    texts = [CategoryText(f"{c}-{i}", c, text, half) for i, (c, half, text) in enumerate(
+        [("a", FIND, TEXTS[0]), ("a", TEST, TEXTS[2]), ("b", TEST, TEXTS[1]), ("b", FIND, TEXTS[3])])]
+    found = text_features(model, parts, tokenizer, [t.text for t in texts], {2: sae})[2]
+    feature = int(torch.stack([f.mean for f in found]).sum(0).argmax())
+    for f in found:
+        values = feature_values(f, feature)
+        assert values.shape == (f.n_tokens,) and float(values.max()) == pytest.approx(float(f.max[feature]))
+        assert int((values > 0).sum()) == int(f.fired[feature])
+    spec = Specialist("a", feature, 1.0, 1.0, 0.0, 0.5, 1.0, 1.0, 1.0, True)
+    corpus = torch.tensor([[0.0, 0.5, 2.0], [0.0, 0.0, 1.0]])
+    card = feature_card(spec, parts, tokenizer, sae, texts, found, [], corpus)
+    histogram = card["histogram"]
+    tokens = {"category": found[0].n_tokens + found[1].n_tokens, "other": found[2].n_tokens + found[3].n_tokens,
+              "corpus": 6}
+    for group, count in tokens.items():
+        assert len(histogram[group]) == HISTOGRAM_BINS and sum(histogram[group]) + histogram["zeros"][group] == count
+    assert [t["text_id"] for t in card["texts"]][0] == texts[1].text_id  # the own category's test text first
+    assert all(len(t["tokens"]) == len(t["values"]) for t in card["texts"])
+    assert len(card["promoted"]) == len(card["suppressed"]) == 10
+    assert card["promoted"][0]["value"] >= card["promoted"][-1]["value"] > card["suppressed"][0]["value"]

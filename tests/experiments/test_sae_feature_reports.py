@@ -7,13 +7,16 @@ a release SAE on residual 6 (trained on another model name, hosted on Neuronpedi
 every SAE above the quality thresholds; ``gamma-4l`` with one weak SAE; ``beta-2b``,
 failed. The numbers are synthetic and chosen so every verdict is known: alpha has 1, 2
 and 3 categories (of 3) with a specialist that holds at depths 0.25, 0.5 and 0.75. Every
-check reads the artefacts independently of the report code and compares.
+specialist has a feature card whose tokens are hostile on purpose (markup, ``|``, newlines,
+tabs, backticks, backslashes, emoji, other scripts). Every check reads the artefacts
+independently of the report code and compares.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,6 +33,7 @@ from layers_core.runs.artefacts import artefact_path, read_csv_artefact, write_c
 from sae_features.artefact_schema import (
     FEATURES,
     SAE_QUALITY,
+    SCHEMA_VERSION,
     SPECIALISTS,
     TEXT_ACTIVITY,
     TEXT_COLUMNS,
@@ -38,7 +42,14 @@ from sae_features.artefact_schema import (
     specialists_columns,
     text_activity_columns,
 )
-from sae_features.reports import write_reports
+from sae_features.reports import (
+    cross_model_plot,
+    feature_heatmaps_plot,
+    histogram_plot,
+    quality_plot,
+    specialists_plot,
+    write_reports,
+)
 from sae_features.reports.md_sources import same_model
 from tests.fixtures.markdown_tables import tables_by_heading
 
@@ -48,6 +59,8 @@ FAIL_REASON = "out of memory while training the SAEs: pick fewer layers"
 CATEGORIES = ("code", "urls", "prose")
 TEXTS_PER_CATEGORY = 4
 RULE = "held-out AUROC >= 0.9 and held-out precision >= 0.8 at the threshold chosen on the find half"
+RULES = {"specialist_min_auroc": 0.9, "specialist_min_precision": 0.8, "specialist_min_presence": 0.5,
+         "dense_threshold": 0.1, "selective_min_texts": 3}
 THRESHOLDS = {"explained_variance": 0.8, "ce_loss_recovered": 0.9}
 RELEASE = {"kind": "release", "spec": "alpha-res/layer_6", "release": "alpha-res", "sae_id": "layer_6",
            "model": "org/alpha-base", "repo_id": "org/alpha-saes", "neuronpedia": "alpha-base/6-res"}
@@ -151,6 +164,40 @@ def specialist(category: str, found: Found | None) -> dict[str, Any] | None:
             "heldout_auroc": auroc, "holds": holds}
 
 
+# Decoded tokens of every awkward kind: markup, table pipes, whitespace, backticks, backslashes, other scripts.
+HOSTILE = "<script>alert(1)</script>"
+PROMOTED = (" def", "a|b", HOSTILE, "\n", "`", " **x**", "\U0001f642", " \u732b", "&lt;", "\\")
+SUPPRESSED = (" the", "\t", "|", " <b>", "``", " _y_", " \u0645\u0631\u062d\u0628\u0627", "\r\n", " [z](u)", "#")
+CONTEXT = (" the", " cat", HOSTILE, "|", "\n", " def", "`x`", "\\", "\t", " \u732b", "\U0001f642", " &amp;")
+EDGES = [round(0.25 * i, 6) for i in range(21)]
+
+
+def heatmap_text(text_id: str, category: str, peak: float) -> dict[str, Any]:
+    tokens = [*CONTEXT[:6], " end"]
+    return {"text_id": text_id, "category": category, "half": "test", "tokens": tokens,
+            "values": [0.0, round(peak / 2, 6), round(peak, 6), 0.0, 0.0, 0.1, 0.0]}
+
+
+def card(layer: int, category: str, found: Found) -> dict[str, Any]:
+    """A feature card as model_run writes it: 10 + 10 tokens, two contexts, heatmap texts, a histogram."""
+    feature, _, _, holds = found
+    c = CATEGORIES.index(category)
+    peak = round(2.0 + 0.5 * c + 0.1 * layer, 6)
+    other = CATEGORIES[(c + 1) % len(CATEGORIES)]
+    contexts = [{"window": 3 + i, "peak": 2 + i, "max": round(peak / (i + 1), 6), "tokens": list(CONTEXT),
+                 "values": [round(peak / (i + 1), 6) if j == 2 + i else (0.5 if j % 3 == 0 else 0.0)
+                            for j in range(len(CONTEXT))]} for i in range(2)]
+    texts = [heatmap_text(f"{category}-{i:02d}", category, peak * (1 - 0.1 * i)) for i in (2, 4)]
+    return {"category": category, "feature": feature, "holds": holds,
+            "promoted": [{"token": t, "value": round(0.9 - 0.05 * i, 4)} for i, t in enumerate(PROMOTED)],
+            "suppressed": [{"token": t, "value": round(-0.8 + 0.05 * i, 4)} for i, t in enumerate(SUPPRESSED)],
+            "contexts": contexts, "texts": [*texts, heatmap_text(f"{other}-02", other, 0.3)],
+            "histogram": {"edges": EDGES, "category": [max(0, 12 - i) for i in range(20)],
+                          "other": [max(0, 4 - i) for i in range(20)],
+                          "corpus": [max(0, 30 - 3 * i) for i in range(20)],
+                          "zeros": {"category": 40, "other": 300, "corpus": 5000}}}
+
+
 def trained_source(layer: int) -> dict[str, Any]:
     return {"kind": "train", "cache": "hit", "folder": f"/cache/saes/{layer:024d}",
             "recipe": {"architecture": "topk", "expansion": 8, "k": 32, "tokens": 2_000_000, "lr": 0.0004},
@@ -168,7 +215,8 @@ def sae_entry(name: str, spec: tuple) -> dict[str, Any]:
             "activity": {"features_active": 40, "features_active_frac": 40 / d_sae, "sparsity": 1 - 40 / d_sae,
                          "active_per_token": sum(r["l0"] * r["tokens"] for r in rows) / tokens,
                          "tokens": tokens},
-            "discovery": DISCOVERY, "specialists": {c: specialist(c, found[c]) for c in CATEGORIES}}
+            "discovery": DISCOVERY, "specialists": {c: specialist(c, found[c]) for c in CATEGORIES},
+            "cards": [card(layer, c, f) for c, f in found.items() if f]}
 
 
 def keys(entry: dict[str, Any]) -> dict[str, Any]:
@@ -190,36 +238,55 @@ def write_ok_model(run_dir: Path, name: str) -> dict[str, Any]:
     depth = [{"layer": e["layer"], "rel_depth": e["rel_depth"],
               "categories_with_specialist": sum(bool(s and s["holds"]) for s in e["specialists"].values()),
               "categories": len(CATEGORIES)} for e in saes]
-    doc = {"schema_version": 1, "status": "ok", "reason": None,
+    doc = {"schema_version": SCHEMA_VERSION, "status": "ok", "reason": None,
            "model": {"spec": name, "name": name, "kind": "bundled", "architecture": "LlamaForCausalLM",
                      "model_type": "llama"},
            "provenance": {"device": "cpu", "dtype": "float32", "seed": 316, "corpus": "bundled"},
            "saes": saes, "categories": {c: TEXTS_PER_CATEGORY for c in CATEGORIES}, "specialist_rule": RULE,
-           "depth": depth, "quality_thresholds": THRESHOLDS}
+           "depth": depth, "quality_thresholds": THRESHOLDS, "rules": RULES}
     write_json(artefact_path(run_dir, name, "json"), doc)
     return doc
 
 
 def write_failed(run_dir: Path, name: str) -> None:
     write_json(artefact_path(run_dir, name, "json"), {
-        "schema_version": 1, "status": "failed", "reason": FAIL_REASON,
+        "schema_version": SCHEMA_VERSION, "status": "failed", "reason": FAIL_REASON,
         "model": {"spec": "org/beta-2b", "name": name, "kind": "hub"}, "provenance": {"seed": 316}})
 
 
-def build_run(folder: Path) -> Path:
+def build_run(folder: Path, ok_models: tuple[str, ...] = (ALPHA, GAMMA)) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    write_ok_model(folder, ALPHA)
-    write_ok_model(folder, GAMMA)
+    for name in ok_models:
+        write_ok_model(folder, name)
     write_failed(folder, FAILED)
     return folder
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A synthetic run folder with every report written."""
+def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """A synthetic run folder with every report written, and the files ``write_reports`` returned."""
     folder = build_run(tmp_path_factory.mktemp("sae-features") / "run-latest")
-    write_reports(folder)
-    return folder
+    return folder, write_reports(folder)
+
+
+@pytest.fixture(scope="module")
+def run_dir(written: tuple[Path, list[Path]]) -> Path:
+    """The synthetic run folder with every report written."""
+    return written[0]
+
+
+@pytest.fixture
+def undrawn_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For tests that rewrite the reports only to read markdown: every figure is built but not drawn (an empty file).
+
+    Drawing is most of a rewrite's time on a small machine; ``written`` and the same-bytes test draw every figure.
+    """
+    def empty(fig: Any, path: Path) -> Path:
+        path.write_bytes(b"")
+        return path
+
+    for module in (specialists_plot, quality_plot, cross_model_plot, feature_heatmaps_plot, histogram_plot):
+        monkeypatch.setattr(module, "save_png", empty)
 
 
 def doc_of(run_dir: Path, name: str = ALPHA) -> dict[str, Any]:
@@ -232,6 +299,14 @@ def edit_doc(run_dir: Path, change: dict[str, Any], name: str = ALPHA) -> None:
 
 def evaluation(run_dir: Path, name: str = ALPHA) -> str:
     return (run_dir / f"evaluation-{name}.md").read_text(encoding="utf-8")
+
+
+def cards_md(run_dir: Path, name: str = ALPHA) -> str:
+    return (run_dir / f"feature-cards-{name}.md").read_text(encoding="utf-8")
+
+
+def cards_html(run_dir: Path, name: str = ALPHA) -> str:
+    return (run_dir / f"feature-cards-{name}.html").read_text(encoding="utf-8")
 
 
 def cross(run_dir: Path) -> str:
@@ -262,23 +337,35 @@ def with_sae(run_dir: Path, layer: int, change: dict[str, Any], name: str = ALPH
 
 
 PLOTS = ("specialists", "quality")
+CARD_PLOTS = ("heatmaps", "histograms")
 
 
-def test_every_report_is_written_and_only_the_evaluation_for_the_failed_model(tmp_path: Path) -> None:
-    folder = build_run(tmp_path / "run-latest")
-    written = write_reports(folder)
-    names = sorted(p.name for p in written)
+def test_every_report_is_written_and_only_the_evaluation_for_the_failed_model(
+        written: tuple[Path, list[Path]]) -> None:
+    folder, files = written
+    names = sorted(p.name for p in files)
     expected = sorted([*(f"{plot}-{m}.png" for plot in PLOTS for m in (ALPHA, GAMMA)),
+                       *(f"{plot}-{m}-L{spec[0]}.png" for plot in CARD_PLOTS for m in (ALPHA, GAMMA)
+                         for spec in SAES[m]),
+                       *(f"feature-cards-{m}.{ext}" for ext in ("md", "html") for m in (ALPHA, GAMMA)),
                        *(f"evaluation-{m}.md" for m in (ALPHA, GAMMA, FAILED)),
                        *(f"llm-prompt-{m}.md" for m in (ALPHA, GAMMA)),
                        "cross-model.png", "evaluation-cross-model.md", "llm-prompt-cross-model.md"])
     assert names == expected
-    for path in written:
+    for path in files:
         assert path.parent == folder and path.stat().st_size > 0, path
         if path.suffix == ".png":
             assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for plot in PLOTS:
         assert f"![{plot}]({plot}-{ALPHA}.png)" in evaluation(folder)
+    report = evaluation(folder)
+    assert f"[feature-cards-{ALPHA}.md](feature-cards-{ALPHA}.md)" in report
+    assert f"[feature-cards-{ALPHA}.html](feature-cards-{ALPHA}.html)" in report
+    for spec in SAES[ALPHA]:
+        for plot in CARD_PLOTS:
+            assert f"({plot}-{ALPHA}-L{spec[0]}.png)" in report
+            assert f"![{plot}, residual {spec[0]}]({plot}-{ALPHA}-L{spec[0]}.png)" in cards_md(folder)
+            assert f'<img src="{plot}-{ALPHA}-L{spec[0]}.png"' in cards_html(folder)
     assert "![cross-model](cross-model.png)" in cross(folder)
 
 
@@ -289,7 +376,10 @@ def test_the_same_artefacts_give_the_same_bytes_and_the_meta_prompt_appears(run_
     meta = (copy / "llm-prompt-meta.md").read_text(encoding="utf-8")
     assert "An LLM's answer." in meta and f"### evaluation-{ALPHA}.md" in meta
     assert "undefined" in meta and "seed" in meta  # the 004 template went in
-    for path in sorted(run_dir.glob("*.md")) + sorted(run_dir.glob("*.png")):
+    compared = sorted(run_dir.glob("*.md")) + sorted(run_dir.glob("*.png")) + sorted(run_dir.glob("*.html"))
+    assert {f"feature-cards-{ALPHA}.html", f"heatmaps-{ALPHA}-L4.png", f"histograms-{GAMMA}-L2.png"} <= \
+        {p.name for p in compared}
+    for path in compared:
         assert (copy / path.name).read_bytes() == path.read_bytes(), path.name
 
 
@@ -317,7 +407,8 @@ def test_a_weak_sae_is_announced_at_the_top(run_dir: Path) -> None:
     assert tables_by_heading(report)["SAE quality"][0]["Meets thresholds"] == "**NO**"
 
 
-def test_one_layer_below_a_threshold_puts_the_warning_on_top(run_dir: Path, tmp_path: Path) -> None:
+def test_one_layer_below_a_threshold_puts_the_warning_on_top(run_dir: Path, tmp_path: Path,
+                                                             undrawn_figures: None) -> None:
     copy = copy_run(run_dir, tmp_path)
     with_sae(copy, 4, {"quality": {"explained_variance": 0.79}})
     write_reports(copy)
@@ -330,7 +421,8 @@ def test_one_layer_below_a_threshold_puts_the_warning_on_top(run_dir: Path, tmp_
     assert "**NO**" in tables_by_heading(report)["Specialists across depth"][1]["SAE meets thresholds"]
 
 
-def test_a_loss_recovered_without_meaning_is_flagged(run_dir: Path, tmp_path: Path) -> None:
+def test_a_loss_recovered_without_meaning_is_flagged(run_dir: Path, tmp_path: Path,
+                                                     undrawn_figures: None) -> None:
     """Zeroing the residual lowers the loss (a random model): loss recovered above 1 says nothing good."""
     copy = copy_run(run_dir, tmp_path)
     with_sae(copy, 6, {"quality": {"ce_zero": 2.5, "ce_sae": 4.0, "ce_loss_recovered": 3.0}})
@@ -405,7 +497,8 @@ def test_depth_table_and_the_comparison_with_the_seed(run_dir: Path) -> None:
     assert "not comparable one for one, only the direction is" in report
 
 
-def test_fewer_categories_deeper_is_said_unlike_the_seed(run_dir: Path, tmp_path: Path) -> None:
+def test_fewer_categories_deeper_is_said_unlike_the_seed(run_dir: Path, tmp_path: Path,
+                                                         undrawn_figures: None) -> None:
     copy = copy_run(run_dir, tmp_path)
     depth = doc_of(copy)["depth"]
     depth[2]["categories_with_specialist"] = 1
@@ -423,7 +516,8 @@ def test_specialists_tables_copy_the_json(run_dir: Path) -> None:
         for row, category in zip(rows, CATEGORIES, strict=True):
             found = entry["specialists"][category]
             if found is None:
-                assert row["Feature"].startswith("none: no feature fires on half") and row["Holds"] == ""
+                assert row["Feature"].startswith("none: no feature fires on at least 50% of the category's find "
+                                                  "texts") and row["Holds"] == ""
                 continue
             feature = str(found["feature"])
             expected = (f"[{feature}](https://www.neuronpedia.org/alpha-base/6-res/{feature})"
@@ -522,11 +616,12 @@ def test_llm_prompt_inlines_the_json_features_and_text_activity(run_dir: Path) -
         assert artefact_path(run_dir, ALPHA, kind).read_text(encoding="utf-8") in artefacts
     for kind in (SAE_QUALITY, SPECIALISTS):
         assert f"output-{ALPHA}-{kind}.csv" not in artefacts
-    assert "Nothing was trimmed" in text and "held-out" in text  # the template went in
+    assert f"- output-{ALPHA}.json: each SAE's cards shortened to feature, category, holds" in text  # nothing else
+    assert "held-out" in text and "saes[].cards" in text  # the template went in
 
 
-def test_llm_prompt_over_budget_says_what_was_trimmed(run_dir: Path, tmp_path: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_llm_prompt_over_budget_says_what_was_trimmed(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      undrawn_figures: None) -> None:
     copy = copy_run(run_dir, tmp_path)
     size = len((copy / f"llm-prompt-{ALPHA}.md").read_text(encoding="utf-8"))
     monkeypatch.setattr(llm_pack, "CHAR_BUDGET", size - 3_000)
@@ -553,6 +648,128 @@ def test_templates_exist_and_say_what_to_check() -> None:
         text = (folder / name).read_text(encoding="utf-8").lower()
         for word in ("explained variance", "loss recovered", "held-out", "87.35%", "not held out"):
             assert word in text.replace("explained_variance", "explained variance"), (name, word)
+
+
+# --- feature cards -----------------------------------------------------------------------------------------------
+
+
+def card_heading(layer: int, category: str, holds: bool, name: str = ALPHA) -> str:
+    return (f"Feature {dict(card_specs(name, layer))[category][0]}, `{category}`, residual {layer} "
+            f"({three(rel(name, layer))}): {'holds' if holds else 'does not hold'}")
+
+
+def card_specs(name: str, layer: int) -> list[tuple[str, Found]]:
+    found = next(spec[5] for spec in SAES[name] if spec[0] == layer)
+    return [(c, f) for c, f in found.items() if f]
+
+
+def test_cards_copy_the_specialists_and_keep_every_token_inside_its_table_cell(run_dir: Path) -> None:
+    tables = tables_by_heading(cards_md(run_dir))
+    entry = next(e for e in doc_of(run_dir)["saes"] if e["layer"] == 4)
+    for category, (feature, auroc, precision, holds) in card_specs(ALPHA, 4):
+        facts, tokens = tables[card_heading(4, category, holds)], tables[card_heading(4, category, holds) + " #2"]
+        found = entry["specialists"][category]
+        assert facts == [{"Feature": str(feature), "Category": f"`{category}`", "Holds": "**yes**" if holds else "no",
+                          "Score": three(found["score"]), "Held-out precision": three(precision),
+                          "Held-out recall": three(found["heldout_recall"]), "Held-out AUROC": three(auroc)}]
+        assert len(tokens) == len(PROMOTED) and [r["Rank"] for r in tokens] == [str(i) for i in range(1, 11)]
+    rows = tables[card_heading(4, "code", True) + " #2"]
+    assert [rows[i]["Promoted"] for i in (0, 1, 3, 4)] == ["`\u2423def`", "`a|b`", "`\u21b5`", "`` ` ``"]
+    assert rows[2]["Suppressed"] == "`|`" and rows[1]["Suppressed"] == "`\u21e5`"
+    assert rows[0]["Promoted logit per unit"] == "0.900" and rows[0]["Suppressed logit per unit"] == "-0.800"
+    text = cards_md(run_dir)
+    outside_code = re.sub(r"(`+).*?\1", "", text)  # a code span shows its text as it is
+    assert re.search(r"(?<!\\)<script", outside_code) is None
+    assert "\\<script\\>alert\\(1\\)\\<\\/script\\>" in outside_code
+    lines = [line for line in text.splitlines() if line.startswith("1. window 3, ")]
+    assert len(lines) == sum(len(card_specs(ALPHA, spec[0])) for spec in SAES[ALPHA])
+    # the peak (position 2) in bold with its value; a firing token with its value; a silent token bare
+    assert lines[0] == ("1. window 3, max 2.2:  the\u27e80.5\u27e9 cat<b>\\<script\\>alert\\(1\\)\\<\\/script\\></b>"
+                        "\u27e82.2\u27e9\\|\u27e80.5\u27e9\u21b5 def\\`x\\`\u27e80.5\u27e9\\\\\u21e5 "
+                        "\u732b\u27e80.5\u27e9\U0001f642 \\&amp\\;")
+    assert "contexts come from held-out corpus windows the sae did not train on" in text.lower()
+
+
+def test_cards_html_is_static_and_escapes_every_token(run_dir: Path) -> None:
+    page = cards_html(run_dir)
+    lowered = page.lower()
+    assert page.startswith("<!DOCTYPE html>") and "<style>" in page
+    assert "<script" not in lowered and "javascript:" not in lowered and "@import" not in lowered
+    assert re.search(r"<[^>]*\son[a-z]+\s*=", lowered) is None  # no event handler attribute
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "a|b" in page
+    assert set(re.findall(r'src="([^"]*)"', page)) == {f"{kind}-{ALPHA}-L{spec[0]}.png" for kind in CARD_PLOTS
+                                                         for spec in SAES[ALPHA]}
+    spans = re.findall(r'<span class="tok( peak)?"( style="[^"]*")? title="([^"]*)">([^<]*)</span>', page)
+    contexts = 2 * sum(len(card_specs(ALPHA, spec[0])) for spec in SAES[ALPHA])
+    assert sum(1 for peak, *_ in spans if peak) == contexts
+    assert all("\n" not in token for *_, token in spans) and any(token == "\u21b5" for *_, token in spans)
+    # shaded by value / the card's largest (2.2 at residual 2, code), the value on hover
+    assert '<span class="tok peak" style="background:rgba(230,120,0,1.000)" title="2.200">' in page
+    assert '<span class="tok peak" style="background:rgba(230,120,0,0.500)" title="1.100">' in page
+    assert "contexts come from held-out corpus windows the sae did not train on" in lowered
+
+
+def test_damaged_cards_are_refused_in_one_line(run_dir: Path, tmp_path: Path) -> None:
+    cards = next(e for e in doc_of(run_dir)["saes"] if e["layer"] == 4)["cards"]
+    short = json.loads(json.dumps(cards))
+    short[1]["contexts"][0]["values"].pop()
+    copy = copy_run(run_dir, tmp_path)
+    with_sae(copy, 4, {"cards": short})
+    message = _one_line_error(copy)
+    assert message.startswith(f"output-{ALPHA}.json has a damaged feature card (residual 4 card 1.contexts[0] has "
+                              f"{len(CONTEXT) - 1} values for {len(CONTEXT)} tokens)"), message
+    copy = copy_run(run_dir, tmp_path / "again")
+    with_sae(copy, 4, {"cards": cards[1:]})  # a specialist without its card
+    assert "the cards are not one per category with a specialist" in _one_line_error(copy)
+    saes = doc_of(copy)["saes"]
+    del saes[0]["cards"]
+    edit_doc(copy, {"saes": saes})
+    assert "residual 2 has no 'cards'" in _one_line_error(copy)
+
+
+def test_report_text_follows_the_runs_rules(run_dir: Path, tmp_path: Path, undrawn_figures: None) -> None:
+    defaults = ("more than 10% of them", "features firing on at least 3 texts",
+                "among features firing on at least 50% of the category's find texts")
+    assert all(phrase in evaluation(run_dir) for phrase in defaults)
+    assert "a specialist holds when held-out AUROC >= 0.9 and held-out precision >= 0.8." in cards_md(run_dir)
+    copy = copy_run(run_dir, tmp_path)
+    edit_doc(copy, {"rules": {**RULES, "dense_threshold": 0.25, "selective_min_texts": 5,
+                              "specialist_min_presence": 0.6, "specialist_min_auroc": 0.95}})
+    write_reports(copy)
+    report = evaluation(copy)
+    assert not any(phrase in report for phrase in defaults)
+    assert "more than 25% of them" in report and "features firing on at least 5 texts" in report
+    assert "among features firing on at least 60% of the category's find texts" in report
+    assert "a specialist holds when held-out AUROC >= 0.95 and held-out precision >= 0.8." in cards_md(copy)
+    edit_doc(copy, {"rules": {**RULES, "dense_threshold": "10%"}})
+    assert "has a damaged 'rules' (no number for dense_threshold)" in _one_line_error(copy)
+
+
+def test_an_sae_without_specialists_gets_no_card_and_no_figure(run_dir: Path, tmp_path: Path,
+                                                                undrawn_figures: None) -> None:
+    copy = copy_run(run_dir, tmp_path)
+    with_sae(copy, 2, {"specialists": {c: None for c in CATEGORIES}, "cards": []}, GAMMA)
+    write_csv(artefact_path(copy, GAMMA, SPECIALISTS), [], specialists_columns())
+    for path in copy.glob(f"*-{GAMMA}-L2.png"):
+        path.unlink()
+    write_reports(copy)
+    assert not list(copy.glob(f"*-{GAMMA}-L2.png"))
+    assert "No category has a specialist at this SAE: no card." in cards_md(copy, GAMMA)
+    assert "No SAE has a specialist: no card." in evaluation(copy, GAMMA)
+
+
+def test_llm_prompt_gives_each_card_compact(run_dir: Path) -> None:
+    text = (run_dir / f"llm-prompt-{ALPHA}.md").read_text(encoding="utf-8")
+    inlined = json.loads(text.split("```json\n", 1)[1].split("\n```", 1)[0])
+    cards = next(e for e in inlined["saes"] if e["layer"] == 4)["cards"]
+    assert [(c["category"], c["feature"], c["holds"]) for c in cards] == [
+        (category, f[0], f[3]) for category, f in card_specs(ALPHA, 4)]
+    assert cards[0]["promoted"] == [" def", "a|b", HOSTILE, "\u21b5", "`"]
+    assert cards[0]["contexts"] == [
+        f" the cat\u27e6{HOSTILE}\u27e7|\u21b5 def`x`\\\u21e5 \u732b\U0001f642 &amp;",
+        f" the cat{HOSTILE}\u27e6|\u27e7\u21b5 def`x`\\\u21e5 \u732b\U0001f642 &amp;"]
+    assert '"histogram"' not in text and '"suppressed"' not in text
+    assert "the full cards are in feature-cards-alpha-8l.md" in text
 
 
 # --- refused inputs ---------------------------------------------------------------------------------------------
@@ -610,7 +827,7 @@ def test_a_newer_schema_or_a_missing_key_is_refused(run_dir: Path, tmp_path: Pat
     copy = copy_run(run_dir, tmp_path)
     edit_doc(copy, {"schema_version": 99})
     assert "newer" in _one_line_error(copy)
-    doc = {**doc_of(copy), "schema_version": 1}
+    doc = {**doc_of(copy), "schema_version": SCHEMA_VERSION}
     del doc["depth"]
     write_json(artefact_path(copy, ALPHA, "json"), doc)
     assert "has status ok but no 'depth'" in _one_line_error(copy)
@@ -626,7 +843,7 @@ def _report(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_report_cli_regenerates_without_torch(tmp_path: Path) -> None:
-    folder = build_run(tmp_path / "out" / "run-latest")
+    folder = build_run(tmp_path / "out" / "run-latest", (GAMMA,))  # one small model: the CLI, not the content
     script = (f"import runpy, sys\nsys.argv = ['report.py', {str(tmp_path / 'out')!r}]\n"
               f"try:\n    runpy.run_path({str(EXPERIMENT / 'report.py')!r}, run_name='__main__')\n"
               "except SystemExit as exit_:\n    assert exit_.code == 0, exit_.code\n"
@@ -635,7 +852,7 @@ def test_report_cli_regenerates_without_torch(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr
     assert f"in {folder}:" in result.stdout and "evaluation-cross-model.md" in result.stdout
-    assert f"specialists-{ALPHA}.png" in result.stdout
+    assert f"specialists-{GAMMA}.png" in result.stdout and f"feature-cards-{GAMMA}.html" in result.stdout
 
 
 def test_every_reports_module_is_torch_free() -> None:

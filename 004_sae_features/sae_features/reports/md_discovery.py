@@ -15,16 +15,28 @@ from sae_features.artefact_schema import FEATURES
 from sae_features.reports.feature_profile import feature_profile
 from sae_features.reports.md_common import fmt_csv_act, fmt_feature, fmt_pct, sae_heading
 from sae_features.reports.run_artefacts import SaeModel
+from sae_features.reports.run_rules import SaeRules, fmt_share
 
-CRITERIA = (("strongest", "the largest activation on any counted token"),
-            ("frequent", "the share of all counted tokens it fires on"),
-            ("selective", "the share of its summed category means that falls in its top category (features firing "
-                          "on at least 3 texts)"))
-INTRO = ("Over every text (both halves, so not a held-out test): " + "; ".join(
-    f"`{name}` ranks features by {what}" for name, what in CRITERIA) + ". `category` ranks, per category, the "
-    "features by the specialist score on all texts. Profile, from the features CSV: the category with the largest "
-    "mean activation, that mean's share of the feature's summed category means, the share of that category's texts "
-    "the feature fires on, the runner-up category, and the largest activation on any token.")
+CRITERIA = ("strongest", "frequent", "selective")
+
+
+def criteria_text(rules: SaeRules) -> dict[str, str]:
+    """What each list ranks by; the selective list's minimum is the run's ``rules.selective_min_texts``."""
+    return {"strongest": "the largest activation on any counted token",
+            "frequent": "the share of all counted tokens it fires on",
+            "selective": "the share of its summed category means that falls in its top category (features firing "
+                         f"on at least {rules.selective_min_texts} texts)"}
+
+
+def intro_text(rules: SaeRules) -> str:
+    """How the lists were made and what the profile columns are, with the run's rules."""
+    return ("Over every text (both halves, so not a held-out test): " + "; ".join(
+        f"`{name}` ranks features by {what}" for name, what in criteria_text(rules).items()) + ". `category` ranks, "
+        "per category, the features by the specialist score on all texts, among features firing on at least "
+        f"{fmt_share(rules.min_presence)} of the category's texts. Profile, from the features CSV: the category "
+        "with the largest mean activation, that mean's share of the feature's summed category means, the share of "
+        "that category's texts the feature fires on, the runner-up category, and the largest activation on any "
+        "token.")
 
 
 def criterion_rows(model: SaeModel, entry: dict[str, Any]) -> list[list[str]]:
@@ -32,7 +44,7 @@ def criterion_rows(model: SaeModel, entry: dict[str, Any]) -> list[list[str]]:
     rows_csv = model.rows_of(FEATURES, int(entry["layer"]))
     found = dict(entry.get("discovery") or {})
     rows = []
-    for name, _ in CRITERIA:
+    for name in CRITERIA:
         for rank, feature in enumerate(found.get(name) or [], 1):
             profile = feature_profile(rows_csv, int(feature))
             if profile is None:
@@ -58,7 +70,7 @@ def discovery_section(model: SaeModel) -> str:
     """The discovery section: the criteria, one profile table and one category list per SAE."""
     header = ["Criterion", "Rank", "Feature", "Top category", "Share", "Mean in top category",
               "Top category's texts fired on", "Runner-up (share)", "Max activation"]
-    parts = ["## Discovered features", INTRO]
+    parts = ["## Discovered features", intro_text(model.rules)]
     for entry in model.saes:
         rows = criterion_rows(model, entry)
         parts += [f"### Discovered at {sae_heading(entry)}",

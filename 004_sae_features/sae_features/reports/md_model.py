@@ -24,6 +24,6 @@ def setup_section(model: SaeModel) -> str:
         ("Architecture", info.get("architecture")), ("model_type", info.get("model_type")),
         ("Layers (L, from the SAEs' depths)", model.n_layers), ("SAEs", len(model.saes)),
         ("Categories (texts)", model.categories), ("Quality thresholds", model.summary.get("quality_thresholds")),
-        ("Specialist rule", model.specialist_rule)]
+        ("Specialist rule", model.specialist_rule), ("Rules", model.summary.get("rules"))]
     fields += list(prov.items())
     return "## Model and set-up\n\n" + md_table(["Field", "Value"], [[k, _value(v)] for k, v in fields])

@@ -9,14 +9,18 @@ from layers_core.reports.markdown import md_table
 from sae_features.reports.md_common import fmt_count, fmt_pct, fmt_score
 from sae_features.reports.quality_verdict import EXPLAINED_VARIANCE, LOSS_RECOVERED, SaeVerdict, sae_verdicts
 from sae_features.reports.run_artefacts import SaeModel
+from sae_features.reports.run_rules import fmt_share
 
-MEASURES = ("Every measure is on held-out windows of the corpus the SAEs were not trained on, over positions 1..T-1 "
+
+def measures_text(model: SaeModel) -> str:
+    """What the quality table measures; the dense share is the run's ``rules.dense_threshold``."""
+    return ("Every measure is on held-out windows of the corpus the SAEs were not trained on, over positions 1..T-1 "
             "(position 0, the attention sink, is left out). L0: mean active features per token. Explained "
             "variance: 1 - (squared reconstruction error) / (variance of the residual). CE: the model's next-token "
             "cross-entropy in nats, clean, with the residual replaced by the SAE's reconstruction, and with it "
             "replaced by zeros; loss recovered = (CE zero - CE SAE) / (CE zero - CE clean), 1 = the SAE loses "
-            "nothing. Dead: features that never fire on these tokens; dense: features firing on more than 10% "
-            "of them.")
+            "nothing. Dead: features that never fire on these tokens; dense: features firing on more than "
+            f"{fmt_share(model.rules.dense_threshold)} of them.")
 
 
 def thresholds_text(model: SaeModel) -> str:
@@ -66,4 +70,4 @@ def quality_section(model: SaeModel) -> str:
     verdict = (f"Every SAE meets the thresholds ({thresholds_text(model)})." if not weak else
                f"{len(weak)} of {len(model.saes)} SAEs do not meet the thresholds ({thresholds_text(model)}, and a "
                "loss recovered that is defined): " + "; ".join(_weak_item(v) for v in weak) + ".")
-    return "\n\n".join(["## SAE quality", MEASURES, verdict, quality_table(model)])
+    return "\n\n".join(["## SAE quality", measures_text(model), verdict, quality_table(model)])

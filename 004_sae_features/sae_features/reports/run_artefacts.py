@@ -1,7 +1,8 @@
 """004's run folder as its reports read it: the schema, and the accessors of 004's JSON and CSVs.
 
-The JSON holds one entry per SAE (``saes``: quality, activity, discovery, specialists)
-at full precision; the reports read those numbers from it. The features and
+The JSON holds one entry per SAE (``saes``: quality, activity, discovery, specialists,
+cards) at full precision, and the rule constants the run used (``rules``); the reports
+read those numbers from it. The features and
 text-activity CSVs hold the detail the JSON summarises (per category and feature, per
 text). The sae-quality and specialists CSVs repeat the JSON's numbers; they are only
 checked to agree with it, so a folder mixed from two runs is refused.
@@ -10,6 +11,7 @@ checked to agree with it, so a folder mixed from two runs is refused.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -31,12 +33,14 @@ from sae_features.artefact_schema import (
     specialists_columns,
     text_activity_columns,
 )
+from sae_features.reports.feature_card_data import CardError, FeatureCard, read_cards
+from sae_features.reports.run_rules import SaeRules, read_rules
 
 SCHEMA = RunSchema(
     run_script="004_sae_features/run.py",
     schema_version=SCHEMA_VERSION,
     csv_kinds=CSV_KINDS,
-    required_keys=("saes", "categories", "specialist_rule", "depth", "quality_thresholds"),
+    required_keys=("saes", "categories", "specialist_rule", "depth", "quality_thresholds", "rules"),
     text_columns=TEXT_COLUMNS,
 )
 
@@ -44,6 +48,8 @@ SCHEMA = RunSchema(
 REQUIRED_CSVS: dict[str, Callable[[], list[str]]] = {
     SAE_QUALITY: sae_quality_columns, FEATURES: features_columns, SPECIALISTS: specialists_columns,
     TEXT_ACTIVITY: text_activity_columns}
+
+
 class SaeModel(ModelArtefacts):
     """One model of a 004 run: its JSON summary and its CSVs."""
 
@@ -72,6 +78,22 @@ class SaeModel(ModelArtefacts):
     def specialist_rule(self) -> str:
         """When a specialist holds, as the run states it."""
         return str(self.summary.get("specialist_rule") or "not recorded")
+
+    @property
+    def rules(self) -> SaeRules:
+        """The rule constants the run used (its JSON's ``rules``; checked by ``read_sae_run``)."""
+        try:
+            return read_rules(self.summary.get("rules"))
+        except ValueError as err:
+            raise _refuse(self, "json", f"has a damaged 'rules' ({err})") from err
+
+    @cached_property
+    def cards(self) -> dict[int, list[FeatureCard]]:
+        """Per SAE (by residual layer), its feature cards, read and checked (``feature_card_data``)."""
+        try:
+            return {int(entry["layer"]): read_cards(entry, list(self.categories)) for entry in self.saes}
+        except CardError as err:
+            raise _refuse(self, "json", f"has a damaged feature card ({err})") from err
 
     @property
     def n_layers(self) -> int | None:
@@ -115,6 +137,7 @@ def check_model(model: SaeModel) -> None:
     if not model.saes or any(not isinstance(e.get("layer"), int) for e in model.saes):
         raise _refuse(model, "json", "has status ok but an empty 'saes' or an SAE without an integer layer")
     layers = [int(entry["layer"]) for entry in model.saes]
+    _ = (model.rules, model.cards)  # read once here: a damaged field is refused before any report is written
     if [key[0] for key in _keys(model, SAE_QUALITY, ("layer",))] != layers:
         raise _refuse(model, SAE_QUALITY, f"does not hold the JSON's SAEs (residuals {layers})")
     stored = {(int(e["layer"]), str(c), int(s["feature"])) for e in model.saes
