@@ -1,4 +1,4 @@
-"""Benchmark experiments 001, 002 and 003 against the floors set by the hardware (``make bench``).
+"""Benchmark experiments 001 to 004 against the floors set by the hardware (``make bench``).
 
 For each model and prompt length, in one process. 001: the plain forward pass and
 the unembedding matmuls (the floors), 001's answer-position sweep and its
@@ -9,10 +9,14 @@ the per-head output products, its peak memory, and 002's battery batched against
 one prompt at a time. 003 (``bench/patching.py``): the default pair's exact
 residual sweep against the same number of plain forward passes, attribution
 patching against one forward pass, and the sweep's peak memory against the budget
-its batch size was chosen from. Results go to ``bench/results/latest.json``
-(``entries`` for 001, ``attribution_entries`` for 002: one per model and length;
-``patching_entries`` for 003: one per model; each with every ratio and target
-check) and ``latest.md``. Run ``python bench/run_bench.py --help`` for the flags.
+its batch size was chosen from. 004 (``bench/sae_features.py``): the category texts'
+feature extraction through SAEs at the default residuals against the forward up to the
+deepest of them plus one batched encode per SAE, and the throughput and peak memory of
+reading residuals and of training on them (reduced budget). Results go to
+``bench/results/latest.json`` (``entries`` for 001, ``attribution_entries`` for 002: one
+per model and length; ``patching_entries`` for 003 and ``sae_entries`` for 004: one per
+model; each with every ratio and target check) and ``latest.md``. Run
+``python bench/run_bench.py --help`` for the flags.
 """
 
 import argparse
@@ -26,12 +30,13 @@ from pathlib import Path
 
 import torch
 
-from bench import attribution_report, memory, patching_report, report
+from bench import attribution_report, memory, patching_report, report, sae_features_report
 from bench.attribution import AttributionWorkloads, attribution_battery_cases
 from bench.battery import battery_cases
 from bench.lens_fitting import measure_lens_fit
 from bench.loads import LoadBench
 from bench.patching import PatchingWorkloads
+from bench.sae_features import READ_WINDOWS, TRAIN_TOKENS, SaeFeatureWorkloads
 from bench.timing import interleaved
 from bench.workloads import Workloads
 from layers_core.cli import run_main
@@ -87,8 +92,37 @@ METHODS = [
     "AtP of one direction over every site of the full sweep: one forward with autograd, one backward) "
     "against plain_forward (one forward of the corrupted prompt); memory: peak of resid_sweep against the "
     "patching budget (half of what the device offered beyond the model)",
+    "004 SAEs: one per default residual (default_layers, about 25/50/75/90% of the depth), in the default "
+    "recipe's shape (d_sae = 4 x d_model, k 32, TopK), as inference TopKSAEs configured as trained ones are "
+    "saved (decoder-norm rescaling on, no input normalisation) with seeded random weights: the time does not "
+    "depend on the weights' values",
+    "004 extraction, one group of rounds per model, interleaved as above: the case is text_features over the "
+    "category texts (004's data/category_texts.jsonl) with those SAEs, as 004's run calls it (batches of 8 texts "
+    "of similar length, left-padded; tokenising, the hooked forward that stops at the deepest SAE's residual, "
+    "one encode per text and SAE, the per-text summaries); the floor is truncated_forward (the model's base, no "
+    "LM head, with its decoder-block list cut to the blocks before the deepest SAE's residual and its final norm "
+    "replaced by an identity, both restored afterwards; no hooks; the same batches with the mask and the "
+    "mask-derived positions text_features passes, built beforehand; checked once, on the first batch, against "
+    "the residual run_with_cache reads there and by hooks counting the blocks it runs) + sae_encodes (one "
+    "encode per SAE of as many rows as text_features counts, each text's tokens after its first with special "
+    "tokens dropped, as one [N, d_model] fp32 batch of seeded random values made beforehand); extra: "
+    "hooked_reads (run_with_cache reading the SAE hooks with logits_at='none' over the same batches: "
+    "text_features' forward without its encoding and summaries)",
+    f"004 throughput, a second group of rounds, interleaved as above, on a reduced budget: residual_reading "
+    f"(collect_residuals of {READ_WINDOWS} windows of the recipe's 128 tokens from the bundled corpus's training "
+    f"split at the default residuals, in batches of 8 windows; tokens/s counts the rows stored, positions "
+    f"1..127 of each window) and training (train_on_residuals on {TRAIN_TOKENS:,} stored rows per residual, the "
+    f"rows read tiled, one epoch, the default recipe otherwise: batches of 2048 rows, so 8 steps, plus its norm "
+    f"estimate and the conversion to inference SAEs; tokens/s = steps x 2048 x SAEs / seconds); "
+    f"default_recipe_projected_seconds divides the default recipe's rows (reading) and rows x 3 epochs x SAEs "
+    f"(training) by these rates",
+    "004 memory: peaks of text_features, of collect_residuals (which allocates the store it fills) and of "
+    "train_on_residuals (its store exists before it starts and is not counted); store_bound is the residual "
+    "store of the default recipe, rows x SAEs x d_model x 4 B, rows = its 125,000 tokens rounded up to whole "
+    "windows of 127 kept positions (125,095): residuals are buffered in that store, filled one batch of windows "
+    "at a time, never the whole corpus",
 ]
-EXPERIMENTS = ("001", "002", "003")
+EXPERIMENTS = ("001", "002", "003", "004")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,8 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
                         metavar="EXP",
                         help="which experiments to benchmark: 001 (lens sweeps, loads, 001's battery) and/or "
                              "002 (attention and attribution at the answer position, 002's battery) and/or "
-                             "003 (the default pair's exact residual sweep and attribution patching; it has no "
-                             "prompt length of its own); default all three")
+                             "003 (the default pair's exact residual sweep and attribution patching) and/or "
+                             "004 (feature extraction over the category texts through SAEs at the default "
+                             "residuals, SAE training throughput); 003 and 004 have no prompt length of their "
+                             "own; default all four")
     parser.add_argument("--repeats", type=int, default=5,
                         help="timed rounds of the all-position cases, the loads and the batteries (default 5)")
     parser.add_argument("--answer-repeats", type=int, default=15,
@@ -112,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="timed rounds of 002's one-prompt cases (default 9)")
     parser.add_argument("--patching-repeats", type=int, default=5,
                         help="timed rounds of 003's cases (default 5)")
+    parser.add_argument("--sae-repeats", type=int, default=5,
+                        help="timed rounds of 004's extraction cases and, separately, of its residual reading "
+                             "and training cases (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     parser.add_argument("--cold-repeats", type=int, default=1,
                         help="GGUF cold loads per model (default 1: Gemma's costs ~40 s)")
@@ -204,12 +243,13 @@ def _bench_loaded(
 ) -> dict[str, list[dict]]:
     context = model_context_length(loaded.model.config)
     too_long = [n for n in args.lengths if context is not None and n > context]
-    if too_long:
+    if too_long and {"001", "002"} & set(args.experiments):  # only 001 and 002 read --lengths
         raise PromptError(f"{model} reads at most {context} tokens; drop --lengths {' '.join(map(str, too_long))}")
     return {
         "001": _bench_001(model, loaded, loads, args) if "001" in args.experiments else [],
         "002": _bench_002(model, loaded, args) if "002" in args.experiments else [],
         "003": _bench_003(model, loaded, args) if "003" in args.experiments else [],
+        "004": _bench_004(model, loaded, args) if "004" in args.experiments else [],
     }
 
 
@@ -272,13 +312,38 @@ def _bench_003(model: str, loaded: LoadedModel, args: argparse.Namespace) -> lis
     return [patching_report.entry(model, shape, work.describe(), timings, peak, memory.weights_bytes(work.model))]
 
 
+def _sae_memory(work: SaeFeatureWorkloads, device: str) -> dict:
+    """Peak bytes of 004's extraction, residual reading and training, in untimed runs."""
+    return {
+        "weights_bytes": memory.weights_bytes(work.model),
+        "extraction_peak_bytes": memory.peak_bytes(work.extraction, device),
+        "reading_peak_bytes": memory.peak_bytes(work.residual_reading, device),
+        "training_peak_bytes": memory.peak_bytes(work.training, device),
+        "method": memory.METHODS["cpu" if device == "cpu" else device.split(":")[0]],
+    }
+
+
+def _bench_004(model: str, loaded: LoadedModel, args: argparse.Namespace) -> list[dict]:
+    """004's entry of one model (the category texts fix the lengths)."""
+    work = SaeFeatureWorkloads(loaded)
+    device = loaded.plan.device
+    extraction = interleaved(work.extraction_cases(), args.sae_repeats, device, args.warmup,
+                             _progress(f"{model} 004 extraction"))
+    training = interleaved(work.training_cases(), args.sae_repeats, device, args.warmup,
+                           _progress(f"{model} 004 reading and training"))
+    peaks = None if args.skip_memory else _sae_memory(work, device)
+    shape = {"device": device, "dtype": loaded.plan.dtype}
+    return [sae_features_report.entry(model, shape, work.describe(), extraction, training, peaks)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and write its tables; returns 0."""
     args = build_parser().parse_args(argv)
-    counts = (args.repeats, args.answer_repeats, args.attribution_repeats, args.patching_repeats, args.cold_repeats)
+    counts = (args.repeats, args.answer_repeats, args.attribution_repeats, args.patching_repeats, args.sae_repeats,
+              args.cold_repeats)
     if min(counts) < 1 or args.warmup < 0:
-        raise PromptError("--repeats, --answer-repeats, --attribution-repeats, --patching-repeats and --cold-repeats "
-                          "must be at least 1, --warmup at least 0")
+        raise PromptError("--repeats, --answer-repeats, --attribution-repeats, --patching-repeats, --sae-repeats and "
+                          "--cold-repeats must be at least 1, --warmup at least 0")
     set_deterministic()
     started = time.time()
     machine = {
@@ -289,25 +354,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     entries = [entry for found in by_model for entry in found["001"]]
     attribution_entries = [entry for found in by_model for entry in found["002"]]
     patching_entries = [entry for found in by_model for entry in found["003"]]
+    sae_entries = [entry for found in by_model for entry in found["004"]]
     machine["load_after"] = _load_average()
-    devices = {f"{e['device']} ({e['dtype']})" for e in entries + attribution_entries + patching_entries}
+    every = entries + attribution_entries + patching_entries + sae_entries
+    devices = {f"{e['device']} ({e['dtype']})" for e in every}
     machine["device"] = ", ".join(sorted(devices)) or args.device
     results = {
-        "schema_version": 3,
+        "schema_version": 4,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1),
         "machine": machine,
         "settings": {"models": args.models, "experiments": args.experiments, "lengths": args.lengths,
                      "repeats": args.repeats, "answer_repeats": args.answer_repeats,
                      "attribution_repeats": args.attribution_repeats, "patching_repeats": args.patching_repeats,
-                     "warmup": args.warmup, "cold_repeats": args.cold_repeats,
+                     "sae_repeats": args.sae_repeats, "warmup": args.warmup, "cold_repeats": args.cold_repeats,
                      "battery_facts": args.battery_facts},
         "methods": METHODS,
         "entries": entries,
         "attribution_entries": attribution_entries,
         "patching_entries": patching_entries,
+        "sae_entries": sae_entries,
     }
-    extra = attribution_report.markdown_lines(attribution_entries) + patching_report.markdown_lines(patching_entries)
+    extra = (attribution_report.markdown_lines(attribution_entries) + patching_report.markdown_lines(patching_entries)
+             + sae_features_report.markdown_lines(sae_entries))
     json_path, md_path = report.write_results(results, args.out, extra)
     print(md_path.read_text(encoding="utf-8"))
     print(f"results: {json_path} and {md_path}", file=sys.stderr)
