@@ -49,8 +49,8 @@ from layers_core.models.loading import LoadedModel
 from layers_core.prompts.batching import left_padded, length_batches, pad_token_id
 from layers_core.sae.sae_points import default_layers, residual_hook
 from layers_core.sae.sae_training import SaeRecipe, collect_residuals, train_on_residuals
+from layers_core.sae.text_features import counted_positions, encode_texts, text_features
 from sae_features.category_texts import DEFAULT_TEXTS, load_category_texts
-from sae_features.text_activations import counted_positions, encode_texts, text_features
 
 TEXT_BATCH = 8  # text_features' default, as 004's run calls it
 READ_WINDOWS = 8

@@ -4,7 +4,7 @@ File names come from ``layers_core.runs.artefacts.artefact_path(run_dir, name, k
 (``output-<model>-sae-quality.csv`` ...). In every CSV ``sae`` names the SAE (``trained``
 or the release/id or folder it came from), ``layer`` is the residual it reads (0 = the
 embeddings, ``l`` = after block ``l-1``), ``hook`` the same in TransformerLens's spelling.
-Activations are counted on a text's tokens after its first (``text_activations``).
+Activations are counted on a text's tokens after its first (``layers_core.sae.text_features``).
 """
 
 from __future__ import annotations

@@ -7,11 +7,11 @@ are scored there). The split depends only on the file.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from layers_core.data.jsonl_records import read_records
 from layers_core.errors import TinycaveError
 
 DEFAULT_TEXTS = Path(__file__).resolve().parents[1] / "data" / "category_texts.jsonl"
@@ -39,27 +39,9 @@ def load_category_texts(path: Path = DEFAULT_TEXTS, min_per_category: int = 4) -
         CategoryDataError: A missing file, a line that is not such an object, an empty text,
             a repeated id, fewer than two categories or fewer than ``min_per_category`` texts in one.
     """
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as err:
-        raise CategoryDataError(f"cannot read the category texts {path}: {err.strerror or err}") from err
     texts: list[CategoryText] = []
-    seen: set[str] = set()
     counts: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError as err:
-            raise CategoryDataError(f"{path.name} line {number}: not JSON ({err.msg})") from err
-        if not isinstance(entry, dict) or not all(isinstance(entry.get(k), str) for k in ("id", "category", "text")):
-            raise CategoryDataError(f"{path.name} line {number}: expected an object with string id, category and text")
-        if not entry["text"].strip():
-            raise CategoryDataError(f"{path.name} line {number}: text {entry['id']!r} is empty")
-        if entry["id"] in seen:
-            raise CategoryDataError(f"{path.name} line {number}: id {entry['id']!r} appears twice")
-        seen.add(entry["id"])
+    for entry in read_records(path, ("id", "category", "text"), CategoryDataError, "the category texts"):
         index = counts.get(entry["category"], 0)
         counts[entry["category"]] = index + 1
         texts.append(CategoryText(entry["id"], entry["category"], entry["text"], FIND if index % 2 == 0 else TEST))

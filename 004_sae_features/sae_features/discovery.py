@@ -1,6 +1,6 @@
 """Feature discovery by the seed's four criteria, and the per-category statistics of the features found.
 
-Over every text (both halves), from the per-text summaries of ``text_activations``:
+Over every text (both halves), from the per-text summaries of ``layers_core.sae.text_features``:
 
 - ``strongest``: the largest activation on any counted token.
 - ``frequent``: the fraction of all counted tokens the feature fires on.
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from layers_core.sae.text_features import TextFeatures
 from sae_features.specialists import MIN_PRESENCE, scores
-from sae_features.text_activations import TextFeatures
 
 MIN_TEXTS_SELECTIVE = 3
 CRITERIA: tuple[str, ...] = ("strongest", "frequent", "selective", "category")

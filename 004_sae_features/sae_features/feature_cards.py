@@ -27,25 +27,15 @@ from torch import Tensor
 
 from layers_core.models.architecture import ModelParts
 from layers_core.sae.feature_logits import TokenEffect, promoted_and_suppressed
+from layers_core.sae.text_features import TextFeatures
 from sae_features.category_texts import CategoryText
 from sae_features.feature_contexts import Context
 from sae_features.specialists import Specialist
-from sae_features.text_activations import TextFeatures
 
 CARD_TOKENS = 10
 HEATMAP_TEXTS = 3
 HISTOGRAM_BINS = 20
 DECIMALS = 4
-
-
-def feature_values(text: TextFeatures, feature: int) -> Tensor:
-    """``[n_tokens]`` one feature's activation at each counted token of a text (0 where it is not active)."""
-    found = torch.zeros(text.n_tokens)
-    for position, (ids, values) in enumerate(text.token_features):
-        hit = ids == feature
-        if bool(hit.any()):
-            found[position] = values[hit][0]
-    return found
 
 
 def _round(values: Sequence[float] | Tensor) -> list[float]:
@@ -102,7 +92,7 @@ def feature_card(
         contexts: The feature's top corpus contexts.
         corpus_values: Its activation at every held-out corpus token (any shape).
     """
-    values = [feature_values(f, spec.feature) for f in features]
+    values = [f.values_of(spec.feature) for f in features]
     promoted, suppressed = promoted_and_suppressed(parts, tokenizer, sae.W_dec[spec.feature], CARD_TOKENS)
     own = [v for v, t in zip(values, texts, strict=True) if t.category == spec.category]
     other = [v for v, t in zip(values, texts, strict=True) if t.category != spec.category]

@@ -3,7 +3,7 @@
 One pass over the held-out windows (the SAEs never trained on them), stopped after the
 deepest SAE's hook; each SAE encodes its residual and only the chosen features' columns
 are kept, at positions 1..T-1 of each window (position 0 is the attention sink, never
-counted, as in ``text_activations``). A feature's top contexts are the windows where it
+counted, as in ``layers_core.sae.text_features``). A feature's top contexts are the windows where it
 peaks highest, one context per window (the strongest first; ties by window, then
 position), each a slice of ``CONTEXT_TOKENS`` around the peak.
 """

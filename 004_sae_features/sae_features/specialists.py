@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from layers_core.sae.selectivity import auroc, scores
+
 MIN_PRESENCE = 0.5
 MIN_AUROC = 0.9
 MIN_PRECISION = 0.8
@@ -48,24 +50,6 @@ class Specialist:
     def as_row(self) -> dict[str, Any]:
         """The CSV fields."""
         return asdict(self)
-
-
-def scores(values: Tensor, inside: Tensor) -> Tensor:
-    """``[d_sae]`` specialist scores from ``values`` ``[n_texts, d_sae]`` and the boolean ``inside`` ``[n_texts]``."""
-    values = values.double()
-    mean_in, mean_out = values[inside].mean(0), values[~inside].mean(0)
-    spread = values.std(0, unbiased=False)
-    found = (mean_in - mean_out) / spread.clamp_min(1e-12)
-    return torch.where(spread > 0, found, torch.zeros_like(found))
-
-
-def auroc(positive: Tensor, negative: Tensor) -> float:
-    """Probability that a positive's value exceeds a negative's (ties count one half)."""
-    if positive.numel() == 0 or negative.numel() == 0:
-        return float("nan")
-    greater = (positive[:, None] > negative[None, :]).double().mean()
-    ties = (positive[:, None] == negative[None, :]).double().mean()
-    return float(greater + 0.5 * ties)
 
 
 def best_threshold(values: Tensor, inside: Tensor) -> float:

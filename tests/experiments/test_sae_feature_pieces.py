@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from layers_core.sae.sae_training import SaeRecipe, train_saes
+from layers_core.sae.text_features import encode_texts, text_features
 from sae_features.category_texts import DEFAULT_TEXTS, FIND, TEST, CategoryDataError, categories, load_category_texts
 from sae_features.discovery import LayerTable, discover, feature_rows
 from sae_features.specialists import auroc, best_threshold, category_specialists, find_specialist
-from sae_features.text_activations import encode_texts, text_features
 from tests.tiny_models import VOCAB_SIZE, shared_model, shared_tokenizer
 from tests.tolerances import fp_tol
 
@@ -211,7 +211,7 @@ def test_top_contexts_are_the_strongest_windows_sliced_around_their_peaks() -> N
 
 def test_a_card_counts_every_token_once_and_reads_the_sparse_activations() -> None:
     from sae_features.category_texts import CategoryText
-    from sae_features.feature_cards import HISTOGRAM_BINS, feature_card, feature_values
+    from sae_features.feature_cards import HISTOGRAM_BINS, feature_card
     from sae_features.specialists import Specialist
 
     model, parts = shared_model("llama")
@@ -222,7 +222,7 @@ def test_a_card_counts_every_token_once_and_reads_the_sparse_activations() -> No
     found = text_features(model, parts, tokenizer, [t.text for t in texts], {2: sae})[2]
     feature = int(torch.stack([f.mean for f in found]).sum(0).argmax())
     for f in found:
-        values = feature_values(f, feature)
+        values = f.values_of(feature)
         assert values.shape == (f.n_tokens,) and float(values.max()) == pytest.approx(float(f.max[feature]))
         assert int((values > 0).sum()) == int(f.fired[feature])
     spec = Specialist("a", feature, 1.0, 1.0, 0.0, 0.5, 1.0, 1.0, 1.0, True)

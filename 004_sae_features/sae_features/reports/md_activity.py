@@ -1,7 +1,7 @@
 """Markdown of feature activity on the category texts, per SAE (the JSON's ``activity``), beside the seed's numbers.
 
 Counted over every category text (both halves), on each text's tokens after its first
-(``text_activations``). A feature is active when it fires on at least one counted
+(``layers_core.sae.text_features``). A feature is active when it fires on at least one counted
 token; sparsity is the share of the SAE's features that never fires on any text (the
 seed's measure), not the share of zeros per token; active per token is L0 on these texts.
 """

@@ -39,6 +39,7 @@ class TextFeatures:
         max: ``[d_sae]`` largest activation.
         fired: ``[d_sae]`` number of counted tokens with activation > 0.
         token_features: Per counted token, ``(feature ids, values)`` of its active features.
+        residual_mean: ``[d_model]`` the residual the SAE reads, averaged over the counted tokens.
     """
 
     token_ids: tuple[int, ...]
@@ -46,11 +47,21 @@ class TextFeatures:
     max: Tensor
     fired: Tensor
     token_features: tuple[tuple[Tensor, Tensor], ...]
+    residual_mean: Tensor
 
     @property
     def n_tokens(self) -> int:
         """How many tokens were counted."""
         return len(self.token_ids)
+
+    def values_of(self, feature: int) -> Tensor:
+        """``[n_tokens]`` one feature's activation at each counted token (0 where it is not active)."""
+        found = torch.zeros(self.n_tokens)
+        for position, (ids, values) in enumerate(self.token_features):
+            hit = ids == feature
+            if bool(hit.any()):
+                found[position] = values[hit][0]
+        return found
 
 
 def encode_texts(tokenizer: Any, texts: Sequence[str]) -> list[list[int]]:
@@ -63,14 +74,16 @@ def counted_positions(ids: Sequence[int], special: set[int]) -> list[int]:
     return [i for i in range(1, len(ids)) if ids[i] not in special]
 
 
-def _summary(acts: Tensor, token_ids: list[int]) -> TextFeatures:
-    """``acts`` ``[n, d_sae]`` of the counted tokens -> their summary (zeros when none counted)."""
+def _summary(acts: Tensor, token_ids: list[int], resid: Tensor) -> TextFeatures:
+    """``acts`` ``[n, d_sae]`` and ``resid`` ``[n, d_model]`` of the counted tokens -> their summary."""
     d_sae = acts.shape[-1]
     if acts.shape[0] == 0:
         zero = torch.zeros(d_sae)
-        return TextFeatures((), zero, zero.clone(), torch.zeros(d_sae, dtype=torch.long), ())
+        return TextFeatures((), zero, zero.clone(), torch.zeros(d_sae, dtype=torch.long), (),
+                            torch.zeros(resid.shape[-1]))
     sparse = tuple((row.nonzero().flatten(), row[row != 0]) for row in acts)
-    return TextFeatures(tuple(token_ids), acts.mean(0), acts.max(0).values, (acts > 0).sum(0), sparse)
+    return TextFeatures(tuple(token_ids), acts.mean(0), acts.max(0).values, (acts > 0).sum(0), sparse,
+                        resid.double().mean(0).float())
 
 
 def text_features(
@@ -100,7 +113,8 @@ def text_features(
             for layer, sae in saes.items():
                 # Every counted token of the batch in one encode, then split back into texts.
                 resid = run.cache[hooks[layer]][slots, columns].float()
-                acts = sae.encode(resid.to(sae.device, sae.dtype)).float().cpu().split([len(k) for k in kept])
-                for index, k, text_acts in zip(rows, kept, acts, strict=True):
-                    found[layer][index] = _summary(text_acts, [encoded[index][i] for i in k])
+                sizes = [len(k) for k in kept]
+                acts = sae.encode(resid.to(sae.device, sae.dtype)).float().cpu().split(sizes)
+                for index, k, text_acts, text_resid in zip(rows, kept, acts, resid.cpu().split(sizes), strict=True):
+                    found[layer][index] = _summary(text_acts, [encoded[index][i] for i in k], text_resid)
     return {layer: [entry for entry in entries if entry is not None] for layer, entries in found.items()}
