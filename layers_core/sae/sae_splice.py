@@ -5,10 +5,9 @@
   the model's behaviour the SAE explains (``sae_quality``'s loss recovered).
 - ``without_features(sae, x, features)``: the residual with the error term kept and only
   the named features' contribution taken out, ``x - (decode(f) - decode(f'))`` where
-  ``f'`` is ``f`` with those features zeroed. Both decodes see the same inputs except the
-  removed features, so removing a feature that does not fire changes nothing, bit for bit,
-  and removing none returns ``x`` itself: an ablation measures that feature alone, not the
-  SAE's reconstruction error.
+  ``f'`` is ``f`` with those features zeroed. At a token where none of them fires, ``x`` is
+  returned as it was, bit for bit (and removing none returns ``x`` itself): an ablation
+  measures that feature alone, not the SAE's reconstruction error.
 
 ``x`` is ``[..., d_model]`` in any dtype; the SAE runs in its own dtype and device and
 the result comes back in ``x``'s.
@@ -37,7 +36,10 @@ def without_features(sae: Any, x: Tensor, features: Sequence[int]) -> Tensor:
         acts = sae.encode(x.to(sae.device, sae.dtype))
         kept = acts.clone()
         kept[..., list(features)] = 0
-        if torch.equal(kept, acts):
+        changed = (kept != acts).any(-1, keepdim=True)
+        if not bool(changed.any()):
             return x
-        removed = sae.decode(acts) - sae.decode(kept)
-        return (x.to(removed.dtype) - removed.to(x.device)).to(x.dtype)
+        # Rows where no removed feature fires are left out of the difference by construction, not by
+        # trusting two matmuls of equal rows to round alike.
+        removed = torch.where(changed, sae.decode(acts) - sae.decode(kept), 0.0).to(x.device)
+        return torch.where(changed.to(x.device), (x.to(removed.dtype) - removed).to(x.dtype), x)
