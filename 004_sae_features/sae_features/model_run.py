@@ -1,8 +1,9 @@
 """Experiment 004's analysis of one loaded model: its SAEs, their quality, feature activity, discovery, specialists.
 
 Outline: the SAEs (``layers_core.sae.model_saes``: trained here and cached, or loaded);
-their quality on held-out corpus windows (``sae_quality``); the category texts through
-every SAE in one pass per batch (``text_activations``); per SAE the four discovery
+their quality on held-out corpus windows (``sae_quality``; kept in a trained SAE's cache
+entry, ``quality_cache``, so a second run reads it); the category texts through
+every SAE in one pass per batch (``layers_core.sae.text_features``); per SAE the four discovery
 criteria (``discovery``) and each category's specialist, found on one half and tested on
 the other (``specialists``); the CSVs; the JSON fields. The loop around it (load, skip or
 fail with a reason, write the JSON, free the memory) is ``layers_core.runs.model_loop``.
@@ -14,6 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from torch import Tensor
@@ -24,9 +26,11 @@ from layers_core.metrics import rel_depth
 from layers_core.runs import artefacts
 from layers_core.runs.model_loop import Analysis, ModelRun
 from layers_core.sae.model_saes import ModelSae, model_saes
+from layers_core.sae.quality_cache import cached_quality, quality_key
 from layers_core.sae.sae_quality import DENSE_THRESHOLD, SaeQuality, sae_quality
 from layers_core.sae.sae_sources import SaeSource
 from layers_core.sae.sae_training import SaeRecipe
+from layers_core.sae.text_features import TextFeatures, text_features
 from sae_features import artefact_schema
 from sae_features.category_texts import CategoryText, categories
 from sae_features.discovery import MIN_TEXTS_SELECTIVE, Discovery, LayerTable, discover, feature_rows
@@ -40,7 +44,6 @@ from sae_features.specialists import (
     Specialist,
     category_specialists,
 )
-from sae_features.text_activations import TextFeatures, text_features
 
 MIN_EXPLAINED_VARIANCE = 0.8
 MIN_LOSS_RECOVERED = 0.9
@@ -96,8 +99,14 @@ def _analyse(run: ModelRun, spec: SaeFeaturesAnalysis) -> Analysis:
     _, heldout_docs = split_documents(corpus)
     heldout = token_windows(loaded.tokenizer, heldout_docs, spec.recipe.window,
                             spec.quality_windows * spec.recipe.window, source_shares(corpus))
-    quality = sae_quality(loaded.model, parts, {e.layer: e.sae for e in saes}, heldout, batch_size=4,
-                          progress=stderr_progress())
+    by_layer = {e.layer: e.sae for e in saes}
+    folders = {e.layer: Path(e.source["folder"]) if e.source["kind"] == "train" else None for e in saes}
+
+    def measure(layers: Sequence[int]) -> list[SaeQuality]:
+        return sae_quality(loaded.model, parts, {layer: by_layer[layer] for layer in layers}, heldout, batch_size=4,
+                           progress=stderr_progress())
+
+    quality = cached_quality(folders, quality_key(heldout, loaded.plan.device, loaded.plan.dtype), measure)
     quality_seconds = time.perf_counter() - started
     started = time.perf_counter()
     texts = list(spec.texts)

@@ -241,3 +241,30 @@ def test_a_folder_sae_loads_and_one_of_another_width_is_refused(tmp_path) -> Non
     wide = parse_sae_spec(str(tmp_path / "wide"))
     with pytest.raises(SaeMismatchError, match="width 64"):
         check_fits(load_sae(wide, "cpu"), parts, wide)
+
+
+def test_quality_is_measured_once_per_windows_and_remeasured_when_its_file_is_damaged(tmp_path) -> None:
+    from layers_core.sae.quality_cache import cached_quality, quality_key
+
+    model, parts = shared_model("llama")
+    saes = _trained()
+    windows = _windows(4, 16, seed=5)
+    calls: list[list[int]] = []
+
+    def measure(layers):
+        calls.append(list(layers))
+        return sae_quality(model, parts, {layer: saes[layer] for layer in layers}, windows, batch_size=4)
+
+    folders = {1: tmp_path / "one", 2: None}  # residual 2's SAE was not trained here: always measured
+    folders[1].mkdir()
+    key = quality_key(windows, "cpu", "float32")
+    def rows(found):  # NaN-aware: loss recovered is undefined on this random model
+        return [json.dumps({k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in q.as_row().items()})
+                for q in found]
+
+    first = cached_quality(folders, key, measure)
+    again = cached_quality(folders, key, measure)
+    assert calls == [[1, 2], [2]] and rows(again) == rows(first)
+    assert quality_key(_windows(4, 16, seed=6), "cpu", "float32") != key != quality_key(windows, "mps", "float32")
+    (folders[1] / f"quality-{key}.json").write_text("{", encoding="utf-8")
+    assert rows(cached_quality(folders, key, measure)) == rows(first) and calls[-1] == [1, 2]
