@@ -3,6 +3,10 @@
 - ``spearman``: rank correlation with its two-sided p-value (scipy's t approximation)
   and a 95% interval from Fisher's z with the Fieller-Hartley-Pearson standard error
   ``sqrt(1.06 / (n - 3))`` (undefined, NaN, below 4 pairs or for a constant series).
+- ``partial_spearman``: the same with a third variable's ranks regressed out of both
+  (e.g. an answer's token count, which moves both a log-probability and what a prompt
+  looks like); t test on n - 3 degrees of freedom, interval from Fisher's z with the
+  standard error ``sqrt(1.06 / (n - 4))``.
 - ``mean_interval``: a mean with its t interval.
 - ``permutation_p``: the one-sided p-value of a statistic against the same statistic
   on shuffled labels, ``(1 + #{shuffled >= observed}) / (1 + n)``, seeded: never 0,
@@ -47,6 +51,31 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> Estimate:
         return Estimate(rho, rho, rho, p, n)
     z, half = math.atanh(rho), stats.norm.ppf(0.5 + CONFIDENCE / 2) * math.sqrt(1.06 / (n - 3))
     return Estimate(rho, math.tanh(z - half), math.tanh(z + half), p, n)
+
+
+def partial_spearman(x: Sequence[float], y: Sequence[float], z: Sequence[float]) -> Estimate:
+    """Spearman's rho of ``x`` and ``y`` with ``z``'s ranks regressed out of both (module doc)."""
+    a, b, c = (np.asarray(stats.rankdata(np.asarray(v, dtype=float)), dtype=float) for v in (x, y, z))
+    n = int(a.size)
+    if n < 5 or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return Estimate(math.nan, math.nan, math.nan, math.nan, n)
+    if np.ptp(c) == 0:
+        return spearman(x, y)
+    design = np.column_stack([np.ones(n), c])
+
+    def residual(v: np.ndarray) -> np.ndarray:
+        return v - design @ np.linalg.lstsq(design, v, rcond=None)[0]
+
+    ra, rb = residual(a), residual(b)
+    if not ra.any() or not rb.any():
+        return Estimate(math.nan, math.nan, math.nan, math.nan, n)
+    rho = float(np.clip(np.corrcoef(ra, rb)[0, 1], -1.0, 1.0))
+    if abs(rho) >= 1.0:
+        return Estimate(rho, rho, rho, 0.0, n)
+    t = rho * math.sqrt((n - 3) / (1 - rho * rho))
+    p = float(2 * stats.t.sf(abs(t), n - 3))
+    fisher, half = math.atanh(rho), stats.norm.ppf(0.5 + CONFIDENCE / 2) * math.sqrt(1.06 / (n - 4))
+    return Estimate(rho, math.tanh(fisher - half), math.tanh(fisher + half), p, n)
 
 
 def mean_interval(values: Sequence[float]) -> Estimate:

@@ -96,33 +96,3 @@ def test_a_layer_the_model_lacks_fails_that_model_with_the_reason(tiny_checkpoin
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr and "residuals 0..3" in result.stderr
     assert load_json(tmp_path / "run-latest", folder.name)["status"] == "failed"
-
-
-@pytest.mark.slow
-def test_smollm2_end_to_end_with_one_small_trained_sae(tinycave_cache, tmp_path: Path) -> None:
-    # One SAE at residual 15 from 16k tokens (24 steps), quality on 8 held-out windows; about three minutes on
-    # one cpu thread. Whether the SAE is weak, the JSON's warnings and the report's opening must agree.
-    result = run_004("--models", "smollm2-135m", "--layers", "15", "--sae-tokens", "16384", "--sae-expansion", "4",
-                     "--quality-windows", "8", "--out", str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    run_dir = tmp_path / "run-latest"
-    document = load_json(run_dir, "smollm2-135m")
-    (entry,) = document["saes"]
-    assert (entry["layer"], entry["hook"], entry["d_sae"]) == (15, "blocks.15.hook_resid_pre", 4 * 576)
-    assert document["model_shape"] == {"n_layers": 30, "d_model": 576}
-    quality = entry["quality"]
-    # Zeroing a trained model's residual at mid depth ruins its predictions; splicing an SAE lands in between.
-    assert quality["ce_clean"] + 1.0 < quality["ce_zero"]
-    assert quality["ce_clean"] <= quality["ce_sae"] <= quality["ce_zero"]
-    # 24 steps need not beat the mean (measured -0.26 here; 0.98 after 183 steps on 125k tokens), but never 1.
-    assert quality["explained_variance"] < 1.0 and quality["l0"] <= 32 + 1e-9
-    assert quality["tokens"] == 8 * 127
-    weak = quality["explained_variance"] < 0.8 or quality["ce_loss_recovered"] < 0.9
-    assert bool(document["warnings"]) == weak and all("is weak" in line for line in document["warnings"])
-    evaluation = (run_dir / "evaluation-smollm2-135m.md").read_text(encoding="utf-8")
-    assert ("weak" in evaluation.split("\n## ")[0].lower()) == weak  # said before any section, when it is
-    for name in ("specialists-smollm2-135m.png", "quality-smollm2-135m.png", "llm-prompt-smollm2-135m.md",
-                 "evaluation-cross-model.md"):
-        assert (run_dir / name).is_file(), name
-    activity = _table(run_dir, "smollm2-135m", schema.TEXT_ACTIVITY)
-    assert len(activity) == 140 and (activity.tokens > 0).all()

@@ -7,7 +7,14 @@ import math
 import numpy as np
 import pytest
 
-from layers_core.stats.tests_of_claims import bootstrap_interval, holm, mean_interval, permutation_p, spearman
+from layers_core.stats.tests_of_claims import (
+    bootstrap_interval,
+    holm,
+    mean_interval,
+    partial_spearman,
+    permutation_p,
+    spearman,
+)
 
 
 def _difference_of_group_means(values: np.ndarray):
@@ -69,3 +76,16 @@ def test_holm_on_a_worked_example() -> None:
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     adjusted = holm([0.5, math.nan, 0.9])
     assert adjusted[0] == pytest.approx(1.0) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(1.0)
+
+
+def test_partial_spearman_removes_a_shared_cause_and_keeps_a_direct_link() -> None:
+    generator = np.random.default_rng(6)
+    z = generator.integers(1, 4, size=300).astype(float)  # e.g. an answer's token count
+    x = z + generator.normal(scale=0.5, size=300)
+    y = -z + generator.normal(scale=0.5, size=300)  # x and y only share z
+    assert spearman(x, y).value < -0.5
+    confounded = partial_spearman(x, y, z)
+    assert confounded.ci_low < 0 < confounded.ci_high and confounded.p_value > 0.01
+    linked = partial_spearman(x, x + generator.normal(scale=0.5, size=300), z)
+    assert linked.value > 0.4 and linked.p_value < 1e-6 and linked.n == 300
+    assert partial_spearman(x, y, np.ones(300)) == spearman(x, y)  # a constant control changes nothing
