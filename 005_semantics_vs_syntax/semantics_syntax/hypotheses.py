@@ -35,16 +35,8 @@ from typing import Any
 import numpy as np
 
 from layers_core.stats.tests_of_claims import Estimate, bootstrap_interval, holm, mean_interval, spearman
+from semantics_syntax.claims import SEED_CLAIMS
 
-SEED_CLAIMS: dict[str, str] = {
-    "form_jaccard": "0.13-0.18",
-    "syntactic_activation_share": "0.96",
-    "topic_clustering_sae": "within 0.503 vs across 0.137",
-    "topic_clustering_residual": "within 0.503 vs across 0.137",
-    "activation_logprob_rho_math": "rho 0.35-0.47, all significant",
-    "max_flip_rate_math": "<= 0.049",
-    "selectivity_vs_effect_rho": "-0.546",
-}
 FAMILIES = {"similarity": ("topic_clustering_sae", "topic_clustering_residual", "form_clustering_sae",
                            "form_clustering_residual"),
             "behaviour": ("activation_logprob_rho_math", "activation_logprob_rho_nonmath",

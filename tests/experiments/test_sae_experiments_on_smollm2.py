@@ -61,12 +61,19 @@ def test_smollm2_end_to_end_with_one_small_trained_sae(tinycave_cache, tmp_path:
 
 @pytest.mark.slow
 def test_smollm2_005_end_to_end(tinycave_cache, tmp_path: Path) -> None:
-    # One ablation of each kind and 99 permutations: the pipeline on a real model, not the full statistics.
-    result = run_005(*SAE, "--ablations", "1", "--permutations", "99", "--out", str(tmp_path))
+    # One ablation of each kind, 99 permutations and 20 of the cloze items (every ablation re-scores them all):
+    # the pipeline on a real model, not the full statistics.
+    items = [line for line in (ROOT / "005_semantics_vs_syntax" / "data" / "cloze_items.jsonl").read_text(
+        encoding="utf-8").splitlines() if line.strip()]
+    cloze = tmp_path / "cloze.jsonl"
+    cloze.write_text("\n".join([line for line in items if '"math"' in line][:10]
+                               + [line for line in items if '"nonmath"' in line][:10]) + "\n", encoding="utf-8")
+    result = run_005(*SAE, "--ablations", "1", "--permutations", "99", "--cloze", str(cloze), "--out",
+                     str(tmp_path / "out"))
     assert result.returncode == 0, result.stderr
-    run_dir = tmp_path / "run-latest"
+    run_dir = tmp_path / "out" / "run-latest"
     document = load_json(run_dir, "smollm2-135m")
-    assert [entry["layer"] for entry in document["saes"]] == [15]
+    assert [entry["layer"] for entry in document["saes"]] == [15] and document["cloze"]["items"] == 20
     assert document["cloze"]["scored"] + len(document["cloze"]["skipped"]) == document["cloze"]["items"]
     hypotheses = read_csv_artefact(artefact_path(run_dir, "smollm2-135m", schema_005.HYPOTHESES),
                                    schema_005.TEXT_COLUMNS)

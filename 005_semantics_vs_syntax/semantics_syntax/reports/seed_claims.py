@@ -1,10 +1,10 @@
 """What the seed reported, as the reports quote it, and the rule by which each of its claims is called held.
 
 The seed (the user's notebooks, GPT-2 Small and Gemma 2 9B) made the claims of
-``semantics_syntax.hypotheses.SEED_CLAIMS``; the run writes, per measure, the claim and
+``semantics_syntax.claims.SEED_CLAIMS``; the run writes, per measure, the claim and
 ``held`` (yes/no) into the hypotheses table. ``HELD_RULES`` states each rule as
 ``hypotheses`` applies it (its module doc), so the evaluation can say why a claim held;
-the tests check it names exactly the measures of ``SEED_CLAIMS``, and the reader refuses
+(``semantics_syntax.claims``, shared with the run) names exactly the measures of ``SEED_CLAIMS``; the reader refuses
 a run whose table calls a measure held that has no rule here. ``SEED_RANGES`` gives
 each claim's number (or range) so a report can say by how much a run's value differs.
 """
@@ -13,17 +13,10 @@ from __future__ import annotations
 
 import math
 
-HELD_RULES: dict[str, str] = {
-    "form_jaccard": "held when the mean Jaccard overlap lies in 0.13-0.18 (its bootstrap interval is shown beside "
-                    "it)",
-    "syntactic_activation_share": "held when the mean share of specialist activation on syntactic tokens is at "
-                                  "least 0.9",
-    "topic_clustering_sae": "held when the topic effect (within - across) is positive with p_holm < 0.05",
-    "topic_clustering_residual": "held when the topic effect (within - across) is positive with p_holm < 0.05",
-    "activation_logprob_rho_math": "held when rho > 0 with p_holm < 0.05",
-    "max_flip_rate_math": "held when the largest flip rate of a specialist on math items is at most 0.049",
-    "selectivity_vs_effect_rho": "held when rho < 0 with p < 0.05 (one test per model, no Holm adjustment)",
-}
+from semantics_syntax.claims import HELD_RULES
+
+__all__ = ["HELD_RULES"]
+
 
 # Each claim as a number or a range (low, high), to measure a value's distance from it. The clustering claims
 # are the seed's within - across difference (0.503 - 0.137); "at most 4.9% flipped" is the range 0-0.049.
