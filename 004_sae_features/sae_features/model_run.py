@@ -11,7 +11,6 @@ fail with a reason, write the JSON, free the memory) is ``layers_core.runs.model
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -77,23 +76,12 @@ class SaeResult:
     specialists: list[Specialist | None]
 
 
-def _status(run: ModelRun):
-    def show(line: str) -> None:
-        print(f"{run.name}: {line}", file=sys.stderr, flush=True)
-
-    return show
-
-
-def _sae_name(entry: ModelSae) -> str:
-    return "trained" if entry.source["kind"] == "train" else str(entry.source["spec"])
-
-
 def _analyse(run: ModelRun, spec: SaeFeaturesAnalysis) -> Analysis:
     loaded, parts = run.loaded, run.loaded.parts
     corpus = load_corpus(spec.corpus)
     started = time.perf_counter()
     saes = model_saes(loaded, spec.sources, layers=spec.layers, recipe=spec.recipe, corpus=corpus,
-                      status=_status(run), progress=stderr_progress())
+                      status=run.status, progress=stderr_progress())
     sae_seconds = time.perf_counter() - started
     started = time.perf_counter()
     _, heldout_docs = split_documents(corpus)
@@ -188,7 +176,7 @@ def _cards(run: ModelRun, results: Sequence[SaeResult], texts: Sequence[Category
 
 
 def _keys(entry: ModelSae, n_layers: int) -> dict[str, Any]:
-    return {"sae": _sae_name(entry), "layer": entry.layer, "rel_depth": rel_depth(entry.layer, n_layers),
+    return {"sae": entry.name, "layer": entry.layer, "rel_depth": rel_depth(entry.layer, n_layers),
             "hook": entry.hook}
 
 

@@ -13,7 +13,6 @@ specialists); across SAEs, selectivity against causal effect; the CSVs; the JSON
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,20 +84,9 @@ class SaeFindings:
     group_similarity: dict[str, list[list[float]]]
 
 
-def _status(run: ModelRun):
-    def show(line: str) -> None:
-        print(f"{run.name}: {line}", file=sys.stderr, flush=True)
-
-    return show
-
-
-def _sae_name(entry: ModelSae) -> str:
-    return "trained" if entry.source["kind"] == "train" else str(entry.source["spec"])
-
-
 def _analyse(run: ModelRun, spec: SemanticsAnalysis) -> Analysis:
     loaded, parts, tokenizer = run.loaded, run.loaded.parts, run.loaded.tokenizer
-    status = _status(run)
+    status = run.status
     started = time.perf_counter()
     saes = model_saes(loaded, spec.sources, layers=spec.layers, recipe=spec.recipe, corpus=load_corpus(spec.corpus),
                       status=status, progress=stderr_progress())
@@ -133,7 +121,7 @@ def _analyse(run: ModelRun, spec: SemanticsAnalysis) -> Analysis:
               "analysis_seconds": round(analysis_seconds, 3)}
     groups = list(dict.fromkeys(t.group for t in texts))
     document = {
-        "saes": [{"sae": _sae_name(f.entry), "layer": f.entry.layer, "rel_depth": depths[f.entry.layer],
+        "saes": [{"sae": f.entry.name, "layer": f.entry.layer, "rel_depth": depths[f.entry.layer],
                   "hook": f.entry.hook, "d_sae": f.entry.d_sae, "source": f.entry.source,
                   "targets": [_target(t) for t in f.targets], "group_similarity": f.group_similarity}
                  for f in findings],
@@ -157,7 +145,7 @@ def _per_sae(
     run: ModelRun, spec: SemanticsAnalysis, entry: ModelSae, texts: list[PairText], features: list[TextFeatures],
     classes: list[list[str]], encoded: list[EncodedItem], clean: ItemScores, prompts: list[TextFeatures],
 ) -> SaeFindings:
-    loaded, name, layer = run.loaded, _sae_name(entry), entry.layer
+    loaded, name, layer = run.loaded, entry.name, entry.layer
     values = torch.stack([f.mean for f in features]).double()
     found = group_specialists(texts, values)
     masses = activation_mass(found, texts, features, classes)
@@ -240,7 +228,7 @@ def _write_csvs(
     encoded: list[EncodedItem], clean: ItemScores, hypotheses: list[dict[str, Any]],
 ) -> None:
     def keys(f: SaeFindings) -> dict[str, Any]:
-        return {"sae": _sae_name(f.entry), "layer": f.entry.layer, "rel_depth": depths[f.entry.layer]}
+        return {"sae": f.entry.name, "layer": f.entry.layer, "rel_depth": depths[f.entry.layer]}
 
     def write(kind: str, rows: list[dict[str, Any]]) -> None:
         artefacts.write_csv(run.artefact(kind), rows, schema.COLUMNS[kind])

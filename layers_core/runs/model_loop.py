@@ -64,6 +64,10 @@ class ModelRun:
         """Path of one of this model's artefacts ("json" or a CSV suffix such as "records")."""
         return artefacts.artefact_path(self.run_dir, self.name, kind)
 
+    def status(self, line: str) -> None:
+        """Print one progress line about this model on stderr (``<name>: <line>``)."""
+        print(f"{self.name}: {line}", file=sys.stderr, flush=True)
+
 
 @dataclass
 class Analysis:

@@ -40,6 +40,11 @@ class ModelSae:
         """Its number of features."""
         return int(self.sae.cfg.d_sae)
 
+    @property
+    def name(self) -> str:
+        """How artefacts name it: ``trained`` for an SAE trained here, else the ``--sae`` text it came from."""
+        return "trained" if self.source["kind"] == "train" else str(self.source["spec"])
+
 
 def _trained(
     loaded: LoadedModel, layers: Sequence[int], recipe: SaeRecipe, corpus: Corpus, device: str,
