@@ -9,7 +9,7 @@ Per SAE, ``ABLATIONS`` features of each kind:
   on the matched-pairs tokens about as often (the nearest firing frequency; ties broken
   by a seeded shuffle), so a control removes about as much activation.
 
-Each is removed alone, with the SAE's error term kept (``cloze_scoring.feature_ablation``),
+Each is removed alone, with the SAE's error term kept (``cloze_scoring.ablation_scores``),
 on every cloze item; per domain (math, non-math): the mean change in the answer's
 log-probability with its t interval and p-value, and the share of items whose greedy
 answer flips.
@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from layers_core.models.architecture import ModelParts
 from layers_core.stats.tests_of_claims import mean_interval
-from semantics_syntax.cloze_scoring import EncodedItem, ItemScores, feature_ablation, score_items
+from semantics_syntax.cloze_scoring import EncodedItem, ItemScores, ablation_scores
 from semantics_syntax.datasets import DOMAINS
 from semantics_syntax.topic_specialists import GroupSpecialists
 
@@ -98,9 +98,9 @@ def ablate(
     """Each target removed alone, scored against the clean run per domain (module doc)."""
     domains = [e.item.domain for e in encoded]
     results = []
-    for target in targets:
-        scored = score_items(model, parts, tokenizer, encoded, batch_size=batch_size,
-                             edit=feature_ablation(model, parts, sae, [target.feature]))
+    all_scores = ablation_scores(model, parts, tokenizer, encoded, sae, [[t.feature] for t in targets],
+                                 batch_size=batch_size)
+    for target, scored in zip(targets, all_scores, strict=True):
         delta = scored.logprob - clean.logprob
         for domain in DOMAINS:
             rows = [i for i, d in enumerate(domains) if d == domain]

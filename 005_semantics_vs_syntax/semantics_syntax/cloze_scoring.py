@@ -8,7 +8,7 @@ it (teacher forcing): answers that a tokenizer splits (SmolLM2 writes " 12" as "
 ablation *flips* an item when any of them changes (with a one-token answer this is the
 usual top-1 flip; with a split answer the first token may be only the joining space).
 
-``feature_ablation`` removes features at one SAE's hook with the SAE's error term kept
+``ablation_scores`` removes features at one SAE's hook with the SAE's error term kept
 (``layers_core.sae.sae_splice.without_features``), at every counted position (real
 tokens after the first; padding and the attention-sink position keep their values).
 """
@@ -23,13 +23,13 @@ import torch
 from torch import Tensor, nn
 
 from layers_core.hooks.activations import Patch, run_with_cache, run_with_patches
+from layers_core.hooks.block_reuse import reused_blocks
 from layers_core.models.architecture import ModelParts
 from layers_core.prompts.answer_alignment import align_answer, join_prompt_answer
 from layers_core.prompts.batching import left_padded, length_batches, pad_token_id
+from layers_core.sae.sae_points import residual_of_hook
 from layers_core.sae.sae_splice import without_features
 from semantics_syntax.datasets import ClozeItem
-
-Edit = Callable[[Tensor, Tensor], Sequence[Patch]]
 
 
 @dataclass(frozen=True)
@@ -75,34 +75,31 @@ def counted_mask(mask: Tensor) -> Tensor:
     return mask.bool() & (positions > first[:, None])
 
 
-def feature_ablation(model: nn.Module, parts: ModelParts, sae: Any, features: Sequence[int]) -> Edit:
-    """An edit removing ``features`` at ``sae``'s hook with its error term kept (module doc)."""
-    hook = sae.cfg.metadata.hook_name
+@dataclass(frozen=True)
+class _Batch:
+    """One left-padded batch of items: which items, their ids and mask."""
 
-    def edit(input_ids: Tensor, mask: Tensor) -> list[Patch]:
-        x = run_with_cache(model, parts, input_ids, [hook], attention_mask=mask, logits_at="none").cache[hook]
-        keep = counted_mask(mask).to(x.device)[..., None]
-        return [Patch(hook, torch.where(keep, without_features(sae, x, features), x))]
-
-    return edit
+    rows: list[int]
+    input_ids: Tensor
+    mask: Tensor
 
 
-def score_items(
-    model: nn.Module, parts: ModelParts, tokenizer: Any, encoded: Sequence[EncodedItem], *, batch_size: int = 16,
-    edit: Edit | None = None,
-) -> ItemScores:
-    """Every item's score and greedy answer (module doc), with ``edit``'s patches applied when given."""
+def _batches(tokenizer: Any, encoded: Sequence[EncodedItem], batch_size: int) -> list[_Batch]:
     ids = [list(e.ids) for e in encoded]
+    pad = pad_token_id(tokenizer)
+    return [_Batch(rows, *left_padded([ids[i] for i in rows], pad)) for rows in length_batches(ids, batch_size)]
+
+
+def _score(batches: Sequence[_Batch], encoded: Sequence[EncodedItem], logits_of: Callable[[int, _Batch], Tensor],
+           ) -> ItemScores:
+    """Each item's answer log-probability and greedy answer from each batch's logits ``[B, T, V]``."""
     logprob = torch.zeros(len(encoded), dtype=torch.float64)
     greedy: list[tuple[int, ...]] = [()] * len(encoded)
-    pad = pad_token_id(tokenizer)
     with torch.no_grad():
-        for rows in length_batches(ids, batch_size):
-            input_ids, mask = left_padded([ids[i] for i in rows], pad)
-            patches = edit(input_ids, mask) if edit is not None else ()
-            logits = run_with_patches(model, parts, input_ids, patches, attention_mask=mask).logits
-            width = input_ids.shape[1]
-            for slot, index in enumerate(rows):
+        for number, batch in enumerate(batches):
+            logits = logits_of(number, batch)
+            width = batch.input_ids.shape[1]
+            for slot, index in enumerate(batch.rows):
                 item = encoded[index]
                 start = width - len(item.ids) + item.prompt_length  # first answer position
                 predicting = torch.arange(start - 1, width - 1)
@@ -111,3 +108,45 @@ def score_items(
                 logprob[index] = scores.gather(1, answer[:, None]).sum()
                 greedy[index] = tuple(int(t) for t in logits[slot, predicting].argmax(-1))
     return ItemScores(logprob, tuple(greedy))
+
+
+def score_items(
+    model: nn.Module, parts: ModelParts, tokenizer: Any, encoded: Sequence[EncodedItem], *, batch_size: int = 16,
+) -> ItemScores:
+    """Every item's clean score and greedy answer (module doc)."""
+    return _score(_batches(tokenizer, encoded, batch_size), encoded,
+                  lambda _, batch: run_with_patches(model, parts, batch.input_ids, (),
+                                                    attention_mask=batch.mask).logits)
+
+
+def ablation_scores(
+    model: nn.Module, parts: ModelParts, tokenizer: Any, encoded: Sequence[EncodedItem], sae: Any,
+    removals: Sequence[Sequence[int]], *, batch_size: int = 16,
+) -> list[ItemScores]:
+    """Every item's score with each set of ``removals`` removed alone at ``sae``'s hook (module doc).
+
+    The clean residual at the hook is read once per batch (the forward stopped there);
+    each removal then writes its edited residual there and runs only the blocks from
+    the hook on (``layers_core.hooks.block_reuse``: the blocks before return the clean
+    batch's output, which is what they would compute), so a removal costs the part of a
+    forward pass after the SAE's layer.
+    """
+    hook = sae.cfg.metadata.hook_name
+    start = residual_of_hook(hook, parts.n_layers)
+    batches = _batches(tokenizer, encoded, batch_size)
+    clean = [run_with_cache(model, parts, b.input_ids, [hook], attention_mask=b.mask, logits_at="none").cache[hook]
+             for b in batches]
+    keep = [counted_mask(b.mask).to(x.device)[..., None] for b, x in zip(batches, clean, strict=True)]
+
+    def removed(features: Sequence[int]) -> Callable[[int, _Batch], Tensor]:
+        def logits_of(number: int, batch: _Batch) -> Tensor:
+            x = clean[number]
+            value = torch.where(keep[number], without_features(sae, x, features), x)
+            with reused_blocks(parts, [x] * min(start, parts.n_layers), min(start, parts.n_layers),
+                               len(batch.rows)):
+                return run_with_patches(model, parts, batch.input_ids, [Patch(hook, value)],
+                                        attention_mask=batch.mask).logits
+
+        return logits_of
+
+    return [_score(batches, encoded, removed(features)) for features in removals]

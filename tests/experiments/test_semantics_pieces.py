@@ -12,7 +12,7 @@ import torch
 
 from layers_core.sae.sae_training import SaeRecipe, train_saes
 from semantics_syntax.ablation_matrix import choose_targets
-from semantics_syntax.cloze_scoring import encode_items, feature_ablation, score_items
+from semantics_syntax.cloze_scoring import ablation_scores, encode_items, score_items
 from semantics_syntax.datasets import ClozeItem, DatasetError, PairText, load_cloze, load_pairs
 from semantics_syntax.geometry import clustering, cosine_matrix
 from semantics_syntax.token_classes import SYNTACTIC, token_class
@@ -141,23 +141,35 @@ def test_cloze_scores_are_the_answers_log_probability_in_a_padded_batch() -> Non
         assert float(batched.logprob[index]) == pytest.approx(expected, abs=1e-4 * max(1.0, abs(expected)))
 
 
-def test_removing_a_silent_feature_or_none_changes_nothing_and_a_firing_one_changes_the_scores() -> None:
+def test_removing_a_silent_feature_or_none_changes_nothing_and_a_firing_one_matches_a_full_forward() -> None:
+    from layers_core.hooks.activations import Patch, run_with_cache, run_with_patches
+    from layers_core.sae.sae_splice import without_features
+    from semantics_syntax.cloze_scoring import counted_mask
+
     model, parts = shared_model("llama")
     tokenizer, sae = shared_tokenizer(), _tiny_sae()
     encoded, _ = encode_items(tokenizer, ITEMS)
-    clean = score_items(model, parts, tokenizer, encoded)
+    clean = score_items(model, parts, tokenizer, encoded, batch_size=4)
     hook = sae.cfg.metadata.hook_name
-    from layers_core.hooks.activations import run_with_cache
-
     acts = torch.cat([sae.encode(run_with_cache(model, parts, torch.tensor([e.ids]), [hook]).cache[hook][0, 1:])
                       for e in encoded])
     silent = int((acts.amax(0) <= 0).nonzero()[0])
     firing = int(acts.sum(0).argmax())
-    for features in ([], [silent]):
-        kept = score_items(model, parts, tokenizer, encoded, edit=feature_ablation(model, parts, sae, features))
-        assert torch.equal(kept.logprob, clean.logprob) and kept.greedy == clean.greedy, features
-    removed = score_items(model, parts, tokenizer, encoded, edit=feature_ablation(model, parts, sae, [firing]))
+    nothing, quiet, removed = ablation_scores(model, parts, tokenizer, encoded, sae, [[], [silent], [firing]],
+                                              batch_size=4)
+    for kept in (nothing, quiet):  # bit for bit: the blocks reused, the residual left as it was
+        assert torch.equal(kept.logprob, clean.logprob) and kept.greedy == clean.greedy
     assert not torch.equal(removed.logprob, clean.logprob)
+    # The same removal through a whole forward pass (no blocks reused), item by item.
+    for index, item in enumerate(encoded):
+        ids = torch.tensor([item.ids])
+        x = run_with_cache(model, parts, ids, [hook]).cache[hook]
+        mask = torch.ones_like(ids)
+        value = torch.where(counted_mask(mask)[..., None], without_features(sae, x, [firing]), x)
+        logits = run_with_patches(model, parts, ids, [Patch(hook, value)]).logits[0].double()
+        logprobs = torch.log_softmax(logits, -1)
+        expected = sum(float(logprobs[p - 1, item.ids[p]]) for p in range(item.prompt_length, len(item.ids)))
+        assert float(removed.logprob[index]) == pytest.approx(expected, abs=1e-4 * max(1.0, abs(expected)))
 
 
 def test_random_controls_match_frequency_and_are_no_groups_specialists() -> None:
