@@ -56,6 +56,9 @@ class SaeRecipe:
         forward_batch: Windows per forward pass while reading residuals.
         norm_batches: Batches used to estimate the input scale (drawn from the first epoch).
         seed: Seeds the SAEs' initialisation and the order of the batches.
+        dead_window: Steps without firing after which a feature counts as dead and the
+            auxiliary loss (AuxK) trains it on the live features' residual error; 0 means
+            half the steps (left out of ``as_dict`` then, so earlier cache keys stay valid).
     """
 
     architecture: str = "topk"
@@ -71,6 +74,7 @@ class SaeRecipe:
     forward_batch: int = 8
     norm_batches: int = 4
     seed: int = 0
+    dead_window: int = 0
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -93,8 +97,11 @@ class SaeRecipe:
 
     def as_dict(self) -> dict[str, Any]:
         """The recipe as JSON primitives."""
-        return {**asdict(self), "positions": "1..T-1 of each window",
-                "normalize_activations": "expected_average_only_in"}
+        found = {**asdict(self), "positions": "1..T-1 of each window",
+                 "normalize_activations": "expected_average_only_in"}
+        if not self.dead_window:
+            found.pop("dead_window")
+        return found
 
 
 def residual_stream(
@@ -167,7 +174,7 @@ def train_on_residuals(
         lr=recipe.lr, lr_end=0.0, lr_scheduler_name="constant", lr_warm_up_steps=min(recipe.warmup_steps, steps),
         lr_decay_steps=int(recipe.decay_fraction * steps), device=device,
         n_batches_for_norm_estimate=recipe.norm_batches, logger=LoggingConfig(log_to_wandb=False),
-        dead_feature_window=max(1, steps // 2), feature_sampling_window=steps,
+        dead_feature_window=recipe.dead_window or max(1, steps // 2), feature_sampling_window=steps,
     )
     provider = _batches(store, recipe.batch_tokens, recipe.seed)
     trained = MultiSAETrainer(config, saes, names, provider).fit()
