@@ -9,7 +9,7 @@ the per-head output products, its peak memory, and 002's battery batched against
 one prompt at a time. 003 (``bench/patching.py``): the default pair's exact
 residual sweep against the same number of plain forward passes, attribution
 patching against one forward pass, and the sweep's peak memory against the budget
-its batch size was chosen from. 004 (``bench/sae_features.py``): the category texts'
+its batch size was chosen from. 004 (``bench/sae_extraction.py``): the category texts'
 feature extraction through SAEs at the default residuals against the forward up to the
 deepest of them plus one batched encode per SAE, and the throughput and peak memory of
 reading residuals and of training on them (reduced budget). Results go to
@@ -30,13 +30,13 @@ from pathlib import Path
 
 import torch
 
-from bench import attribution_report, memory, patching_report, report, sae_features_report
+from bench import attribution_report, memory, patching_report, report, sae_extraction_report
 from bench.attribution import AttributionWorkloads, attribution_battery_cases
 from bench.battery import battery_cases
 from bench.lens_fitting import measure_lens_fit
 from bench.loads import LoadBench
 from bench.patching import PatchingWorkloads
-from bench.sae_features import READ_WINDOWS, TRAIN_TOKENS, SaeFeatureWorkloads
+from bench.sae_extraction import READ_WINDOWS, TRAIN_TOKENS, SaeFeatureWorkloads
 from bench.timing import interleaved
 from bench.workloads import Workloads
 from layers_core.cli import run_main
@@ -333,7 +333,7 @@ def _bench_004(model: str, loaded: LoadedModel, args: argparse.Namespace) -> lis
                            _progress(f"{model} 004 reading and training"))
     peaks = None if args.skip_memory else _sae_memory(work, device)
     shape = {"device": device, "dtype": loaded.plan.dtype}
-    return [sae_features_report.entry(model, shape, work.describe(), extraction, training, peaks)]
+    return [sae_extraction_report.entry(model, shape, work.describe(), extraction, training, peaks)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -376,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "sae_entries": sae_entries,
     }
     extra = (attribution_report.markdown_lines(attribution_entries) + patching_report.markdown_lines(patching_entries)
-             + sae_features_report.markdown_lines(sae_entries))
+             + sae_extraction_report.markdown_lines(sae_entries))
     json_path, md_path = report.write_results(results, args.out, extra)
     print(md_path.read_text(encoding="utf-8"))
     print(f"results: {json_path} and {md_path}", file=sys.stderr)

@@ -33,7 +33,7 @@ def bench_run(tiny_checkpoints, tmp_path_factory: pytest.TempPathFactory) -> Pat
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run_bench.py"), "--models", str(folder), "--lengths", "8", "24",
          "--repeats", "1", "--answer-repeats", "1", "--attribution-repeats", "1", "--patching-repeats", "1",
-         "--battery-facts", "5",
+         "--sae-repeats", "1", "--battery-facts", "5",
          "--device", "cpu", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
@@ -110,7 +110,17 @@ def test_latest_json_has_one_attribution_entry_per_model_and_length(bench_run: P
             memory["analysis_peak_bytes"] / memory["weights_bytes"]
         )
         assert entry["battery"]["n_facts"] == 5
-    assert results["settings"]["experiments"] == ["001", "002", "003"]
+    assert results["settings"]["experiments"] == ["001", "002", "003", "004"]
+
+
+@pytest.mark.slow
+def test_latest_json_has_one_sae_entry_per_model(bench_run: Path) -> None:
+    results = json.loads((bench_run / "latest.json").read_text(encoding="utf-8"))
+    (entry,) = results["sae_entries"]
+    # The floor counts the same tokens text_features encodes, and every time is a positive measurement.
+    assert entry["floor_rows_match"] is True and entry["floor_seconds"] > 0
+    assert entry["extraction_ratio"] > 0 and entry["read_tokens_per_s"] > 0 and entry["train_tokens_per_s"] > 0
+    assert "004" in (bench_run / "latest.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.slow

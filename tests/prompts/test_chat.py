@@ -168,7 +168,8 @@ def _read_until(process: subprocess.Popen[bytes], done: Callable[[bytes], bool])
 
 @pytest.mark.slow
 def test_ctrl_c_stops_a_reply_and_then_leaves_at_the_prompt(tinycave_cache: Path) -> None:
-    process = subprocess.Popen([sys.executable, str(RUN), "--max-new-tokens", "400"], cwd=ROOT,
+    # A reply long enough that it cannot end on its own before the signal, even on a busy machine.
+    process = subprocess.Popen([sys.executable, str(RUN), "--max-new-tokens", "3000"], cwd=ROOT,
                                env=dict(os.environ, HF_HUB_OFFLINE="1"),
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
