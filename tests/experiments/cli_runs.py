@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,3 +25,12 @@ def run_script(script: Path, *args: str, cwd: Path = ROOT, timeout: int = 900) -
 def load_json(run_dir: Path, name: str) -> dict:
     """A model's ``output-<name>.json`` from a run folder."""
     return json.loads((run_dir / f"output-{name}.json").read_text(encoding="utf-8"))
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child that a test interrupts: Ctrl-C's default action, whatever the test inherited.
+
+    A shell starts its background jobs with SIGINT ignored, and a Python started that way
+    never raises KeyboardInterrupt; a test run in the background would then test nothing.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -15,6 +15,7 @@ import torch
 from layers_core.errors import PromptError
 from layers_core.models.loading import LoadedModel, load_model
 from layers_core.prompts.chat_session import ChatSession, GenerationSettings
+from tests.experiments.cli_runs import interruptible
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "000_basic_chat" / "run.py"
@@ -168,9 +169,8 @@ def _read_until(process: subprocess.Popen[bytes], done: Callable[[bytes], bool])
 
 @pytest.mark.slow
 def test_ctrl_c_stops_a_reply_and_then_leaves_at_the_prompt(tinycave_cache: Path) -> None:
-    # A reply long enough that it cannot end on its own before the signal, even on a busy machine.
-    process = subprocess.Popen([sys.executable, str(RUN), "--max-new-tokens", "3000"], cwd=ROOT,
-                               env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    process = subprocess.Popen([sys.executable, str(RUN), "--max-new-tokens", "400"], cwd=ROOT,
+                               env=dict(os.environ, HF_HUB_OFFLINE="1"), preexec_fn=interruptible,
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         shown = _read_until(process, lambda seen: seen.endswith(b"> "))
