@@ -58,11 +58,12 @@ def encode_items(tokenizer: Any, items: Sequence[ClozeItem]) -> tuple[list[Encod
     """``(encoded, skipped)``: the items that align, and ``(item id, reason)`` for the others."""
     encoded, skipped = [], []
     for item in items:
-        alignment = align_answer(tokenizer, item.prompt, item.answer)
+        prompt = list(tokenizer(item.prompt)["input_ids"])
         joined = list(tokenizer(join_prompt_answer(item.prompt, item.answer))["input_ids"])
-        prompt = list(alignment.prompt_ids)
         if joined[: len(prompt)] != prompt or len(joined) <= len(prompt):
-            skipped.append((item.item_id, alignment.reason or "the answer adds no tokens"))
+            # Only a failed item needs the alignment's account of why (it tokenizes both again).
+            skipped.append((item.item_id, align_answer(tokenizer, item.prompt, item.answer).reason
+                            or "the answer adds no tokens"))
             continue
         encoded.append(EncodedItem(item, tuple(joined), len(prompt)))
     return encoded, skipped
