@@ -59,6 +59,10 @@ class SaeRecipe:
         dead_window: Steps without firing after which a feature counts as dead and the
             auxiliary loss (AuxK) trains it on the live features' residual error; 0 means
             half the steps (left out of ``as_dict`` then, so earlier cache keys stay valid).
+        centre: Start the decoder bias at the residuals' mean and scale the inputs by their
+            spread around it (``centre_and_scale``) instead of by their raw norm. Residual
+            streams whose mean carries most of the norm (Gemma 3 270M: 85-91% of the squared
+            norm) otherwise leave the varying part small and most features dead.
     """
 
     architecture: str = "topk"
@@ -75,6 +79,7 @@ class SaeRecipe:
     norm_batches: int = 4
     seed: int = 0
     dead_window: int = 0
+    centre: bool = True
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -97,10 +102,12 @@ class SaeRecipe:
 
     def as_dict(self) -> dict[str, Any]:
         """The recipe as JSON primitives."""
-        found = {**asdict(self), "positions": "1..T-1 of each window",
-                 "normalize_activations": "expected_average_only_in"}
+        scaling = "centred, mean distance sqrt(d)" if self.centre else "expected_average_only_in"
+        found = {**asdict(self), "positions": "1..T-1 of each window", "normalize_activations": scaling}
         if not self.dead_window:
             found.pop("dead_window")
+        if not self.centre:
+            found.pop("centre")
         return found
 
 
@@ -177,8 +184,34 @@ def train_on_residuals(
         dead_feature_window=recipe.dead_window or max(1, steps // 2), feature_sampling_window=steps,
     )
     provider = _batches(store, recipe.batch_tokens, recipe.seed)
-    trained = MultiSAETrainer(config, saes, names, provider).fit()
+    trainer = MultiSAETrainer(config, saes, names, provider)
+    if recipe.centre:
+        for hook, values in store.items():
+            centre_and_scale(saes[hook], trainer.trainers[hook].activation_scaler, values)
+    trained = trainer.fit()
     return {hook: _inference(sae, SAE) for hook, sae in trained.items()}
+
+
+@torch.no_grad()
+def centre_and_scale(sae: Any, scaler: Any, values: Tensor, chunk: int = 65_536) -> None:
+    """Set ``scaler``'s input scale to sqrt(d) / the mean distance of ``values`` from their mean, and the SAE's
+    decoder bias to that mean, scaled.
+
+    The SAE subtracts its decoder bias from the input before encoding and adds it back
+    after decoding, so starting it at the mean is training on centred residuals. SAELens
+    keeps a scale already set instead of estimating one, and folds it into the weights
+    when training ends, as for its own estimate.
+    """
+    total = torch.zeros(values.shape[1], dtype=torch.float64)
+    for start in range(0, values.shape[0], chunk):
+        total += values[start:start + chunk].double().sum(0)
+    mean = total / values.shape[0]
+    spread = 0.0
+    for start in range(0, values.shape[0], chunk):
+        spread += float((values[start:start + chunk].double() - mean).norm(dim=1).sum())
+    scale = values.shape[1] ** 0.5 / (spread / values.shape[0])
+    scaler.scaling_factor = scale
+    sae.b_dec.data.copy_((mean * scale).to(sae.b_dec.dtype))
 
 
 def train_saes(
