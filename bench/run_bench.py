@@ -1,4 +1,4 @@
-"""Benchmark experiments 001 to 004 against the floors set by the hardware (``make bench``).
+"""Benchmark experiments 001 to 005 against the floors set by the hardware (``make bench``).
 
 For each model and prompt length, in one process. 001: the plain forward pass and
 the unembedding matmuls (the floors), 001's answer-position sweep and its
@@ -12,10 +12,13 @@ patching against one forward pass, and the sweep's peak memory against the budge
 its batch size was chosen from. 004 (``bench/sae_extraction.py``): the category texts'
 feature extraction through SAEs at the default residuals against the forward up to the
 deepest of them plus one batched encode per SAE, and the throughput and peak memory of
-reading residuals and of training on them (reduced budget). Results go to
-``bench/results/latest.json`` (``entries`` for 001, ``attribution_entries`` for 002: one
-per model and length; ``patching_entries`` for 003 and ``sae_entries`` for 004: one per
-model; each with every ratio and target check) and ``latest.md``. Run
+reading residuals and of training on them (reduced budget). 005 (``bench/ablation_sweep.py``):
+single SAE features removed, each alone, over the cloze items (``ablation_scores``) against
+the same number of plain forward passes, each item batch repeated once per removal as one
+batch. Results go to ``bench/results/latest.json`` (``entries`` for 001,
+``attribution_entries`` for 002: one per model and length; ``patching_entries`` for 003,
+``sae_entries`` for 004 and ``ablation_entries`` for 005: one per model; each with every
+ratio and target check) and ``latest.md``. Run
 ``python bench/run_bench.py --help`` for the flags.
 """
 
@@ -30,7 +33,8 @@ from pathlib import Path
 
 import torch
 
-from bench import attribution_report, memory, patching_report, report, sae_extraction_report
+from bench import ablation_sweep_report, attribution_report, memory, patching_report, report, sae_extraction_report
+from bench.ablation_sweep import ABLATION_BATCH, REMOVALS, AblationSweepWorkloads
 from bench.attribution import AttributionWorkloads, attribution_battery_cases
 from bench.battery import battery_cases
 from bench.lens_fitting import measure_lens_fit
@@ -121,8 +125,23 @@ METHODS = [
     "store of the default recipe, rows x SAEs x d_model x 4 B, rows = its 125,000 tokens rounded up to whole "
     "windows of 127 kept positions (125,095): residuals are buffered in that store, filled one batch of windows "
     "at a time, never the whole corpus",
+    "005 SAE: one, at the second default residual (about 50% of the depth; with fewer than four, the middle one, "
+    "the lower of two), as 004's: the default recipe's shape, seeded random weights",
+    f"005 ablation, one group of rounds per model, interleaved as above: the case is ablation_scores over 005's "
+    f"cloze items (data/cloze_items.jsonl, encode_items) with {REMOVALS} single features removed, each alone, as "
+    f"005's ablate calls it (batches of {ABLATION_BATCH} items of similar length, left-padded; per batch one clean "
+    f"read stopped at the SAE's hook, then per removal the blocks from the hook on, the blocks before returning the "
+    f"clean batch's output, logits at every position, each item's answer scored); the floor is batched_forwards: "
+    f"the same number of forward passes (items x removals), plain model forwards with no hooks, one per item batch "
+    f"with its ids, mask and mask-derived positions repeated once per removal along the batch dimension (built "
+    f"beforehand), full depth since the scores need the logits; checked once, untimed, against the clean "
+    f"run_with_patches logits of the first batch, and by hooks counting the rows that reach the head (items x "
+    f"removals in both) and the model calls (the sweep's removals x batches + one clean read per batch, the "
+    f"floor's one per batch); the ratio is the median sweep over the median floor (ablation_ratio_per_round: the "
+    f"median of the rounds' ratios)",
+    "005 memory: peaks of the ablation sweep and of its floor (whose one batch holds removals x the batch's logits)",
 ]
-EXPERIMENTS = ("001", "002", "003", "004")
+EXPERIMENTS = ("001", "002", "003", "004", "005")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,8 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "002 (attention and attribution at the answer position, 002's battery) and/or "
                              "003 (the default pair's exact residual sweep and attribution patching) and/or "
                              "004 (feature extraction over the category texts through SAEs at the default "
-                             "residuals, SAE training throughput); 003 and 004 have no prompt length of their "
-                             "own; default all four")
+                             "residuals, SAE training throughput) and/or 005 (single SAE features ablated over "
+                             "the cloze items); 003, 004 and 005 have no prompt length of their own; default all "
+                             "five")
     parser.add_argument("--repeats", type=int, default=5,
                         help="timed rounds of the all-position cases, the loads and the batteries (default 5)")
     parser.add_argument("--answer-repeats", type=int, default=15,
@@ -151,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sae-repeats", type=int, default=5,
                         help="timed rounds of 004's extraction cases and, separately, of its residual reading "
                              "and training cases (default 5)")
+    parser.add_argument("--ablation-repeats", type=int, default=5,
+                        help="timed rounds of 005's ablation sweep and its floor (default 5)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed rounds first (default 1)")
     parser.add_argument("--cold-repeats", type=int, default=1,
                         help="GGUF cold loads per model (default 1: Gemma's costs ~40 s)")
@@ -250,6 +272,7 @@ def _bench_loaded(
         "002": _bench_002(model, loaded, args) if "002" in args.experiments else [],
         "003": _bench_003(model, loaded, args) if "003" in args.experiments else [],
         "004": _bench_004(model, loaded, args) if "004" in args.experiments else [],
+        "005": _bench_005(model, loaded, args) if "005" in args.experiments else [],
     }
 
 
@@ -336,14 +359,35 @@ def _bench_004(model: str, loaded: LoadedModel, args: argparse.Namespace) -> lis
     return [sae_extraction_report.entry(model, shape, work.describe(), extraction, training, peaks)]
 
 
+def _ablation_memory(work: AblationSweepWorkloads, device: str) -> dict:
+    """Peak bytes of 005's ablation sweep and of its floor, in untimed runs."""
+    return {
+        "weights_bytes": memory.weights_bytes(work.model),
+        "sweep_peak_bytes": memory.peak_bytes(work.ablation_sweep, device),
+        "floor_peak_bytes": memory.peak_bytes(work.batched_forwards, device),
+        "method": memory.METHODS["cpu" if device == "cpu" else device.split(":")[0]],
+    }
+
+
+def _bench_005(model: str, loaded: LoadedModel, args: argparse.Namespace) -> list[dict]:
+    """005's entry of one model (the cloze items fix the lengths)."""
+    work = AblationSweepWorkloads(loaded)
+    device = loaded.plan.device
+    timings = interleaved(work.cases(), args.ablation_repeats, device, args.warmup,
+                          _progress(f"{model} 005 ablation sweep"))
+    peaks = None if args.skip_memory else _ablation_memory(work, device)
+    shape = {"device": device, "dtype": loaded.plan.dtype}
+    return [ablation_sweep_report.entry(model, shape, work.describe(), timings, peaks)]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and write its tables; returns 0."""
     args = build_parser().parse_args(argv)
     counts = (args.repeats, args.answer_repeats, args.attribution_repeats, args.patching_repeats, args.sae_repeats,
-              args.cold_repeats)
+              args.ablation_repeats, args.cold_repeats)
     if min(counts) < 1 or args.warmup < 0:
-        raise PromptError("--repeats, --answer-repeats, --attribution-repeats, --patching-repeats, --sae-repeats and "
-                          "--cold-repeats must be at least 1, --warmup at least 0")
+        raise PromptError("--repeats, --answer-repeats, --attribution-repeats, --patching-repeats, --sae-repeats, "
+                          "--ablation-repeats and --cold-repeats must be at least 1, --warmup at least 0")
     set_deterministic()
     started = time.time()
     machine = {
@@ -355,28 +399,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     attribution_entries = [entry for found in by_model for entry in found["002"]]
     patching_entries = [entry for found in by_model for entry in found["003"]]
     sae_entries = [entry for found in by_model for entry in found["004"]]
+    ablation_entries = [entry for found in by_model for entry in found["005"]]
     machine["load_after"] = _load_average()
-    every = entries + attribution_entries + patching_entries + sae_entries
+    every = entries + attribution_entries + patching_entries + sae_entries + ablation_entries
     devices = {f"{e['device']} ({e['dtype']})" for e in every}
     machine["device"] = ", ".join(sorted(devices)) or args.device
     results = {
-        "schema_version": 4,
+        "schema_version": 5,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "seconds": round(time.time() - started, 1),
         "machine": machine,
         "settings": {"models": args.models, "experiments": args.experiments, "lengths": args.lengths,
                      "repeats": args.repeats, "answer_repeats": args.answer_repeats,
                      "attribution_repeats": args.attribution_repeats, "patching_repeats": args.patching_repeats,
-                     "sae_repeats": args.sae_repeats, "warmup": args.warmup, "cold_repeats": args.cold_repeats,
-                     "battery_facts": args.battery_facts},
+                     "sae_repeats": args.sae_repeats, "ablation_repeats": args.ablation_repeats,
+                     "warmup": args.warmup, "cold_repeats": args.cold_repeats, "battery_facts": args.battery_facts},
         "methods": METHODS,
         "entries": entries,
         "attribution_entries": attribution_entries,
         "patching_entries": patching_entries,
         "sae_entries": sae_entries,
+        "ablation_entries": ablation_entries,
     }
     extra = (attribution_report.markdown_lines(attribution_entries) + patching_report.markdown_lines(patching_entries)
-             + sae_extraction_report.markdown_lines(sae_entries))
+             + sae_extraction_report.markdown_lines(sae_entries)
+             + ablation_sweep_report.markdown_lines(ablation_entries))
     json_path, md_path = report.write_results(results, args.out, extra)
     print(md_path.read_text(encoding="utf-8"))
     print(f"results: {json_path} and {md_path}", file=sys.stderr)

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench import attribution_report, patching_report
+from bench import ablation_sweep_report, attribution_report, patching_report
+from bench.ablation_sweep import REMOVALS, AblationSweepWorkloads, check_tolerance
 from bench.memory import peak_bytes, weights_bytes
 from bench.report import TARGETS, check_targets, round_ratio
 from bench.timing import Timing, interleaved
@@ -33,7 +34,7 @@ def bench_run(tiny_checkpoints, tmp_path_factory: pytest.TempPathFactory) -> Pat
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "run_bench.py"), "--models", str(folder), "--lengths", "8", "24",
          "--repeats", "1", "--answer-repeats", "1", "--attribution-repeats", "1", "--patching-repeats", "1",
-         "--sae-repeats", "1", "--battery-facts", "5",
+         "--sae-repeats", "1", "--ablation-repeats", "1", "--battery-facts", "5",
          "--device", "cpu", "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
@@ -110,7 +111,7 @@ def test_latest_json_has_one_attribution_entry_per_model_and_length(bench_run: P
             memory["analysis_peak_bytes"] / memory["weights_bytes"]
         )
         assert entry["battery"]["n_facts"] == 5
-    assert results["settings"]["experiments"] == ["001", "002", "003", "004"]
+    assert results["settings"]["experiments"] == ["001", "002", "003", "004", "005"]
 
 
 @pytest.mark.slow
@@ -121,6 +122,24 @@ def test_latest_json_has_one_sae_entry_per_model(bench_run: Path) -> None:
     assert entry["floor_rows_match"] is True and entry["floor_seconds"] > 0
     assert entry["extraction_ratio"] > 0 and entry["read_tokens_per_s"] > 0 and entry["train_tokens_per_s"] > 0
     assert "004" in (bench_run / "latest.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_latest_json_has_one_ablation_entry_per_model(bench_run: Path) -> None:
+    results = json.loads((bench_run / "latest.json").read_text(encoding="utf-8"))
+    assert results["schema_version"] == 5 and results["settings"]["ablation_repeats"] == 1
+    (entry,) = results["ablation_entries"]
+    assert set(entry["targets"]) == set(ablation_sweep_report.TARGETS)
+    assert entry["targets"]["ablation_ratio"]["met"] in (True, False)
+    assert entry["floor_passes_match"] is True and entry["forward_passes"] == entry["scored_items"] * REMOVALS
+    # One repeat: the ratio is the one round's sweep over its floor.
+    seconds = {name: t["samples"][0] for name, t in entry["seconds"].items()}
+    assert entry["ablation_ratio"] == pytest.approx(
+        seconds["ablation_sweep"] / seconds["batched_forwards"],
+        rel=_rounded_ratio_tol(seconds["ablation_sweep"], seconds["batched_forwards"], 1),
+    )
+    assert entry["memory"]["sweep_peak_bytes"] > 0 and entry["memory"]["floor_peak_bytes"] > 0
+    assert "## Experiment 005: targets" in (bench_run / "latest.md").read_text(encoding="utf-8")
 
 
 @pytest.mark.slow
@@ -152,6 +171,8 @@ def test_markdown_table_lists_every_entry_and_target(bench_run: Path) -> None:
         assert table.count(f"| {name} |") == 2
     assert "## Experiment 003: targets" in table
     for name in patching_report.TARGETS:
+        assert table.count(f"| {name} |") == 1
+    for name in ablation_sweep_report.TARGETS:
         assert table.count(f"| {name} |") == 1
     assert len(list(bench_run.glob("bench-*.json"))) == 1
 
@@ -204,3 +225,82 @@ def test_interleaved_runs_every_case_in_every_round_alternating_the_order() -> N
     timings = interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3, "cpu", warmup=1)
     assert calls == ["a", "b", "b", "a"] * 2
     assert all(len(t.samples) == 3 for t in timings.values())
+
+
+@pytest.fixture(scope="module")
+def ablation_work(tiny_checkpoints) -> AblationSweepWorkloads:
+    """005's ablation workloads on the tiny Gemma-3 checkpoint (its floor check and forward counts run here)."""
+    from layers_core.models.loading import load_model
+
+    loaded = load_model(str(tiny_checkpoints("gemma3")), device="cpu", dtype="float32", check_bridge=False)
+    return AblationSweepWorkloads(loaded)
+
+
+def test_ablation_floor_matches_the_clean_logits(ablation_work: AblationSweepWorkloads) -> None:
+    described = ablation_work.describe()
+    assert described["floor_check_max_abs_diff"] <= described["floor_check_tolerance"]
+    # 1e-4 of the logits' magnitude in float32 (at least 1e-4); 16 epsilons in a coarser dtype.
+    assert check_tolerance(torch.float32, 30.0) == pytest.approx(3e-3)
+    assert check_tolerance(torch.float32, 0.5) == pytest.approx(1e-4)
+    assert check_tolerance(torch.bfloat16, 1.0) == pytest.approx(16 * 2**-7)
+    # Each floor batch is one item batch repeated once per removal.
+    assert sum(described["floor_batch_rows"]) == described["forward_passes"]
+    assert described["floor_tokens"] == described["padded_tokens"] * REMOVALS
+
+
+def test_ablation_sweep_and_floor_run_the_same_forward_passes(ablation_work: AblationSweepWorkloads) -> None:
+    described = ablation_work.describe()
+    passes, batches = described["scored_items"] * REMOVALS, described["batches"]
+    sweep, floor = described["sweep_forwards"], described["floor_forwards"]
+    assert described["forward_passes"] == passes > 0
+    # Full forward passes (rows reaching the head): items x removals in both.
+    assert sweep["head_rows"] == floor["head_rows"] == passes
+    # The sweep: removals x batches runs from the hook on, plus one clean read per batch (stopped at the hook).
+    assert sweep["model_calls"] == batches * (REMOVALS + 1)
+    assert sweep["model_rows"] == passes + described["scored_items"]
+    # The floor: one forward per item batch, removals x its rows.
+    assert floor["model_calls"] == batches and floor["model_rows"] == passes
+
+
+def test_a_floor_with_other_forward_passes_is_refused(
+    ablation_work: AblationSweepWorkloads, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one_repeat = [{**kwargs, "input_ids": kwargs["input_ids"][: len(ids)],
+                   "attention_mask": kwargs["attention_mask"][: len(ids)],
+                   "position_ids": kwargs["position_ids"][: len(ids)]}
+                  for kwargs, (ids, _) in zip(ablation_work._kwargs, ablation_work._batches, strict=True)]
+    kept = ablation_work.counts
+    monkeypatch.setattr(ablation_work, "_kwargs", one_repeat)
+    with pytest.raises(RuntimeError, match="forward passes"):
+        ablation_work.check_forward_counts()
+    assert ablation_work.counts is kept  # a refused count is not kept
+
+
+def test_ablation_cases_run_and_return(ablation_work: AblationSweepWorkloads) -> None:
+    cases = ablation_work.cases()
+    assert set(cases) == {"ablation_sweep", "batched_forwards"}
+    scores = cases["ablation_sweep"]()
+    assert isinstance(scores, list) and len(scores) == REMOVALS
+    assert all(len(s.greedy) == len(ablation_work.encoded) for s in scores)
+    assert cases["batched_forwards"]() == ablation_work.describe()["forward_passes"]
+    timings = interleaved(cases, 1, "cpu", warmup=0)
+    assert all(len(t.samples) == 1 and t.samples[0] > 0 for t in timings.values())
+
+
+def test_ablation_entry_computes_the_ratio_of_medians_and_the_verdict() -> None:
+    described = {"sweep_forwards": {"head_rows": 10}, "floor_forwards": {"head_rows": 10}, "forward_passes": 10,
+                 "layer": 1, "n_layers": 3, "hook": "blocks.1.hook_resid_pre", "scored_items": 2, "removals": 5,
+                 "batch_size": 16, "batches": 1, "floor_batch_rows": [10]}
+    timings = {"batched_forwards": Timing((1.0, 2.0, 1.0)), "ablation_sweep": Timing((1.2, 2.2, 1.5))}
+    entry = ablation_sweep_report.entry("m", {}, described, timings, None)
+    # Medians 1.5 / 1.0 (per round 1.2, 1.1, 1.5: median 1.2).
+    assert entry["ablation_ratio"] == pytest.approx(1.5)
+    assert entry["ablation_ratio_per_round"] == pytest.approx(1.2)
+    assert entry["floor_passes_match"] is True
+    assert entry["targets"]["ablation_ratio"]["met"] is False
+    met = ablation_sweep_report.entry("m", {}, described, {**timings, "ablation_sweep": Timing((1.2, 2.2, 1.3))},
+                                      None)
+    assert met["targets"]["ablation_ratio"]["met"] is True
+    lines = ablation_sweep_report.markdown_lines([entry, met])
+    assert sum(line.startswith("| m | ablation_ratio |") for line in lines) == 2
+    assert ablation_sweep_report.markdown_lines([]) == []
