@@ -3,7 +3,9 @@
 ``model_saes(loaded, sources, layers=...)`` returns one ``ModelSae`` per SAE, sorted by
 residual: for ``train``, one per requested residual (default ~25/50/75/90% of the depth),
 trained together on the corpus's training documents (``SOURCE_SHARES`` mix for the
-bundled corpus) unless the cache has them; for a folder or release, the SAE after
+bundled corpus) unless the cache has them, centred where the residual's mean carries
+most of its norm (``sae_training.centred_where_needed``, measured on the first batch of
+training windows; the choice is part of the recipe and so of the cache key); for a folder or release, the SAE after
 checking it fits the model (``sae_sources.check_fits``). Two SAEs on one residual are
 refused: every artefact is keyed by residual.
 """
@@ -21,7 +23,7 @@ from layers_core.models.loading import LoadedModel
 from layers_core.sae.sae_cache import SaeIdentity, cached_or_trained
 from layers_core.sae.sae_points import SaeMismatchError, default_layers, residual_hook
 from layers_core.sae.sae_sources import SaeSource, check_fits, load_sae, release_info
-from layers_core.sae.sae_training import SaeRecipe, train_saes
+from layers_core.sae.sae_training import SaeRecipe, centred_where_needed, mean_shares, train_saes
 
 DEFAULT_RECIPE = SaeRecipe()
 
@@ -52,22 +54,29 @@ def _trained(
 ) -> list[ModelSae]:
     parts = loaded.parts
     fingerprint, corpus_fingerprint = model_fingerprint(loaded), corpus.fingerprint()
+    train_docs, _ = split_documents(corpus)
+    windows = token_windows(loaded.tokenizer, train_docs, recipe.window, recipe.windows_needed() * recipe.window,
+                            source_shares(corpus))
+    shares = mean_shares(loaded.model, parts, windows[: recipe.forward_batch], layers)
+    recipes = {layer: centred_where_needed(recipe, shares[layer]) for layer in layers}
     identities = [SaeIdentity(fingerprint, parts.n_layers, parts.d_model, layer, corpus_fingerprint,
-                              recipe.as_dict()) for layer in layers]
+                              recipes[layer].as_dict()) for layer in layers]
 
     def train(missing: list[int]) -> dict[int, Any]:
         status(f"training SAEs on residuals {', '.join(map(str, missing))} ({recipe.tokens:,} tokens each, "
                f"{recipe.expansion * parts.d_model} features, k {recipe.k}; minutes, once per model)")
-        train_docs, _ = split_documents(corpus)
-        windows = token_windows(loaded.tokenizer, train_docs, recipe.window, recipe.windows_needed() * recipe.window,
-                                source_shares(corpus))
-        return train_saes(loaded.model, parts, windows, missing, recipe, device=loaded.plan.device,
-                          progress=progress)
+        trained: dict[int, Any] = {}
+        for chosen in dict.fromkeys(recipes[layer] for layer in missing):  # one stream of reads per recipe
+            group = [layer for layer in missing if recipes[layer] == chosen]
+            trained |= train_saes(loaded.model, parts, windows, group, chosen, device=loaded.plan.device,
+                                  progress=progress)
+        return trained
 
     found = cached_or_trained(identities, train, device, status)
     return [ModelSae(identity.layer, residual_hook(identity.layer, parts.n_layers), found[identity.layer][0],
                      {"kind": "train", "cache": found[identity.layer][1], "folder": str(identity.folder()),
-                      "recipe": recipe.as_dict(), "corpus": corpus.name, "corpus_fingerprint": corpus_fingerprint})
+                      "recipe": recipes[identity.layer].as_dict(), "mean_share": round(shares[identity.layer], 4),
+                      "corpus": corpus.name, "corpus_fingerprint": corpus_fingerprint})
             for identity in identities]
 
 

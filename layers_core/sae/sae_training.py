@@ -10,7 +10,9 @@ seeded order each time, the same order for every layer. SAELens's ``MultiSAETrai
 steps one ``TopKTrainingSAE`` per layer in lockstep. Inputs are scaled to a mean norm
 of sqrt(d) during training (``expected_average_only_in``, estimated on the first
 ``norm_batches`` batches) and the scale is folded into the weights at the end, so the
-SAE reads raw residuals.
+SAE reads raw residuals. A centred recipe (``SaeRecipe.centre``, chosen per residual by
+``centred_where_needed``) instead starts the decoder bias at the residuals' mean and
+scales by their mean distance from it.
 
 Same windows, recipe and thread count: the same SAEs, bit for bit (the global torch
 generator seeds the SAEs' initialisation, a private one the order of the batches, and
@@ -19,6 +21,7 @@ the model's forward is deterministic). wandb is never used.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -62,7 +65,9 @@ class SaeRecipe:
         centre: Start the decoder bias at the residuals' mean and scale the inputs by their
             spread around it (``centre_and_scale``) instead of by their raw norm. Residual
             streams whose mean carries most of the norm (Gemma 3 270M: 85-91% of the squared
-            norm) otherwise leave the varying part small and most features dead.
+            norm) otherwise leave the varying part small and most features dead; where it
+            carries less (SmolLM2: 7-37%) centring cost explained variance. ``centred_where_needed``
+            turns it on per residual from ``mean_shares``.
     """
 
     architecture: str = "topk"
@@ -79,7 +84,7 @@ class SaeRecipe:
     norm_batches: int = 4
     seed: int = 0
     dead_window: int = 0
-    centre: bool = True
+    centre: bool = False
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -123,6 +128,31 @@ def residual_stream(
         run = run_with_cache(model, parts, batch, hooks, logits_at="none")
         yield {hook: run.cache[hook][:, 1:].float().reshape(-1, parts.d_model) for hook in hooks}
         report(progress, stage, min(start + batch_size, count), count)
+
+
+CENTRE_ABOVE = 0.5  # share of the mean in the mean squared norm above which SAEs are trained centred
+
+
+@torch.no_grad()
+def mean_shares(model: nn.Module, parts: ModelParts, windows: Tensor, layers: Sequence[int]) -> dict[int, float]:
+    """Residual -> ``|mean x|^2 / mean |x|^2`` over positions 1..T-1 of ``windows``, all read in one forward pass."""
+    batch = next(residual_stream(model, parts, windows, layers, batch_size=int(windows.shape[0])))
+    shares = {}
+    for layer in layers:
+        values = batch[residual_hook(layer, parts.n_layers)].double()
+        shares[layer] = float(values.mean(0).square().sum() / values.square().sum(1).mean())
+    return shares
+
+
+def centred_where_needed(recipe: SaeRecipe, share: float) -> SaeRecipe:
+    """The recipe, centred when the residual's mean carries more than ``CENTRE_ABOVE`` of its squared norm.
+
+    Measured with the default recipe on the bundled models' held-out windows: on Gemma 3
+    (shares 0.85-0.91) centring lifted explained variance at residual 9 from 0.74 to 0.90
+    and loss recovered from 0.75 to 0.92; on SmolLM2 (0.07-0.37) it lowered explained
+    variance by 0.05-0.08 while loss recovered rose by 0.01-0.02.
+    """
+    return dataclasses.replace(recipe, centre=True) if share > CENTRE_ABOVE else recipe
 
 
 def _training_sae(recipe: SaeRecipe, d_model: int, hook: str, device: str) -> Any:

@@ -22,7 +22,15 @@ from layers_core.sae.sae_points import SaeMismatchError, default_layers, residua
 from layers_core.sae.sae_quality import sae_quality
 from layers_core.sae.sae_sources import SaeSourceError, check_fits, load_sae, parse_sae_spec
 from layers_core.sae.sae_splice import reconstruction, without_features
-from layers_core.sae.sae_training import SaeRecipe, train_on_residuals, train_saes
+from layers_core.sae.sae_training import (
+    CENTRE_ABOVE,
+    SaeRecipe,
+    centred_where_needed,
+    collect_residuals,
+    mean_shares,
+    train_on_residuals,
+    train_saes,
+)
 from tests.tiny_models import VOCAB_SIZE, shared_model
 from tests.tolerances import fp_tol
 
@@ -189,6 +197,20 @@ def test_a_centred_recipe_trains_the_same_features_whatever_constant_the_residua
                           atol=1e-3 * float(errors[True, "plain", "features"].abs().max()))
     assert errors[True, "shifted"] == pytest.approx(errors[True, "plain"], rel=1e-2)
     assert errors[False, "shifted"] > 2 * errors[True, "shifted"]
+
+
+def test_mean_shares_are_the_mean_s_share_of_the_squared_norm_and_choose_centring() -> None:
+    model, parts = shared_model("gemma3")
+    windows = _windows(6, 24, seed=5)
+    shares = mean_shares(model, parts, windows, [1, 3])
+    store = collect_residuals(model, parts, windows, [1, 3], batch_size=2)
+    for layer in (1, 3):
+        x = store[residual_hook(layer, parts.n_layers)].double()
+        assert shares[layer] == pytest.approx(float(x.mean(0).square().sum() / x.square().sum(1).mean()), rel=1e-6)
+        assert 0.0 < shares[layer] <= 1.0
+    assert centred_where_needed(RECIPE, CENTRE_ABOVE + 0.01).centre
+    assert centred_where_needed(RECIPE, CENTRE_ABOVE) == RECIPE
+    assert "centre" not in RECIPE.as_dict() and centred_where_needed(RECIPE, 0.9).as_dict()["centre"] is True
 
 
 def test_training_refuses_too_few_windows() -> None:
