@@ -4,8 +4,8 @@
 residual: for ``train``, one per requested residual (default ~25/50/75/90% of the depth),
 trained together on the corpus's training documents (``SOURCE_SHARES`` mix for the
 bundled corpus) unless the cache has them, centred where the residual's mean carries
-most of its norm (``sae_training.centred_where_needed``, measured on the first batch of
-training windows; the choice is part of the recipe and so of the cache key); for a folder or release, the SAE after
+most of its norm (``sae_training.centred_where_needed``, measured on 32 training windows
+spread over them; the choice is part of the recipe and so of the cache key); for a folder or release, the SAE after
 checking it fits the model (``sae_sources.check_fits``). Two SAEs on one residual are
 refused: every artefact is keyed by residual.
 """
@@ -23,7 +23,7 @@ from layers_core.models.loading import LoadedModel
 from layers_core.sae.sae_cache import SaeIdentity, cached_or_trained
 from layers_core.sae.sae_points import SaeMismatchError, default_layers, residual_hook
 from layers_core.sae.sae_sources import SaeSource, check_fits, load_sae, release_info
-from layers_core.sae.sae_training import SaeRecipe, centred_where_needed, mean_shares, train_saes
+from layers_core.sae.sae_training import SaeRecipe, centred_where_needed, mean_shares, spread_windows, train_saes
 
 DEFAULT_RECIPE = SaeRecipe()
 
@@ -57,7 +57,7 @@ def _trained(
     train_docs, _ = split_documents(corpus)
     windows = token_windows(loaded.tokenizer, train_docs, recipe.window, recipe.windows_needed() * recipe.window,
                             source_shares(corpus))
-    shares = mean_shares(loaded.model, parts, windows[: recipe.forward_batch], layers)
+    shares = mean_shares(loaded.model, parts, spread_windows(windows), layers, batch_size=recipe.forward_batch)
     recipes = {layer: centred_where_needed(recipe, shares[layer]) for layer in layers}
     identities = [SaeIdentity(fingerprint, parts.n_layers, parts.d_model, layer, corpus_fingerprint,
                               recipes[layer].as_dict()) for layer in layers]

@@ -28,6 +28,7 @@ from layers_core.sae.sae_training import (
     centred_where_needed,
     collect_residuals,
     mean_shares,
+    spread_windows,
     train_on_residuals,
     train_saes,
 )
@@ -202,12 +203,13 @@ def test_a_centred_recipe_trains_the_same_features_whatever_constant_the_residua
 def test_mean_shares_are_the_mean_s_share_of_the_squared_norm_and_choose_centring() -> None:
     model, parts = shared_model("gemma3")
     windows = _windows(6, 24, seed=5)
-    shares = mean_shares(model, parts, windows, [1, 3])
+    shares = mean_shares(model, parts, windows, [1, 3], batch_size=4)
     store = collect_residuals(model, parts, windows, [1, 3], batch_size=2)
     for layer in (1, 3):
         x = store[residual_hook(layer, parts.n_layers)].double()
         assert shares[layer] == pytest.approx(float(x.mean(0).square().sum() / x.square().sum(1).mean()), rel=1e-6)
         assert 0.0 < shares[layer] <= 1.0
+    assert spread_windows(torch.arange(100)[:, None], 8)[:, 0].tolist() == [0, 12, 24, 36, 48, 60, 72, 84]
     assert centred_where_needed(RECIPE, CENTRE_ABOVE + 0.01).centre
     assert centred_where_needed(RECIPE, CENTRE_ABOVE) == RECIPE
     assert "centre" not in RECIPE.as_dict() and centred_where_needed(RECIPE, 0.9).as_dict()["centre"] is True
