@@ -137,8 +137,8 @@ METHODS = [
     f"beforehand), full depth since the scores need the logits; checked once, untimed, against the clean "
     f"run_with_patches logits of the first batch, and by hooks counting the rows that reach the head (items x "
     f"removals in both) and the model calls (the sweep's removals x batches + one clean read per batch, the "
-    f"floor's one per batch); the ratio is the median sweep over the median floor (ablation_ratio_per_round: the "
-    f"median of the rounds' ratios)",
+    f"floor's one per batch); the ratio is the median of the rounds' sweep / floor, as for 001-004 "
+    f"(ablation_ratio_of_medians: the median sweep over the median floor)",
     "005 memory: peaks of the ablation sweep and of its floor (whose one batch holds removals x the batch's logits)",
 ]
 EXPERIMENTS = ("001", "002", "003", "004", "005")

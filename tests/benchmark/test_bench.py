@@ -287,18 +287,19 @@ def test_ablation_cases_run_and_return(ablation_work: AblationSweepWorkloads) ->
     assert all(len(t.samples) == 1 and t.samples[0] > 0 for t in timings.values())
 
 
-def test_ablation_entry_computes_the_ratio_of_medians_and_the_verdict() -> None:
+def test_ablation_entry_computes_the_per_round_ratio_and_the_verdict() -> None:
     described = {"sweep_forwards": {"head_rows": 10}, "floor_forwards": {"head_rows": 10}, "forward_passes": 10,
                  "layer": 1, "n_layers": 3, "hook": "blocks.1.hook_resid_pre", "scored_items": 2, "removals": 5,
                  "batch_size": 16, "batches": 1, "floor_batch_rows": [10]}
-    timings = {"batched_forwards": Timing((1.0, 2.0, 1.0)), "ablation_sweep": Timing((1.2, 2.2, 1.5))}
+    timings = {"batched_forwards": Timing((1.0, 2.0, 1.0)), "ablation_sweep": Timing((1.5, 2.8, 1.4))}
     entry = ablation_sweep_report.entry("m", {}, described, timings, None)
-    # Medians 1.5 / 1.0 (per round 1.2, 1.1, 1.5: median 1.2).
-    assert entry["ablation_ratio"] == pytest.approx(1.5)
-    assert entry["ablation_ratio_per_round"] == pytest.approx(1.2)
+    # Per round 1.5, 1.4, 1.4: median 1.4; medians 1.5 / 1.0.
+    assert entry["ablation_ratio"] == pytest.approx(1.4)
+    assert entry["ablation_ratio_of_medians"] == pytest.approx(1.5)
     assert entry["floor_passes_match"] is True
     assert entry["targets"]["ablation_ratio"]["met"] is False
-    met = ablation_sweep_report.entry("m", {}, described, {**timings, "ablation_sweep": Timing((1.2, 2.2, 1.3))},
+    # Per round 1.2, 1.1, 1.5: median 1.2, met, though the medians' ratio is 1.5.
+    met = ablation_sweep_report.entry("m", {}, described, {**timings, "ablation_sweep": Timing((1.2, 2.2, 1.5))},
                                       None)
     assert met["targets"]["ablation_ratio"]["met"] is True
     lines = ablation_sweep_report.markdown_lines([entry, met])
