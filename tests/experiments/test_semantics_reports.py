@@ -340,6 +340,31 @@ def test_every_report_is_written_and_only_the_evaluation_for_the_failed_model(
     assert f"- `{FAILED}` (failed): {FAIL_REASON}" in cross(folder)
 
 
+def test_h3_says_why_a_correlation_is_undefined(run_dir: Path, tmp_path: Path, undrawn_figures: None) -> None:
+    # Gemma's residual 4 in the real run: the math specialists fire on no non-math item, so the
+    # correlation over those items has no ranking and the hypotheses CSV leaves it empty.
+    copy = copy_run(run_dir, tmp_path)
+    cloze_path = artefact_path(copy, GAMMA, CLOZE)
+    cloze = pd.read_csv(cloze_path)
+    cloze.loc[cloze["domain"] == "nonmath", "specialist_activation"] = 0.0
+    cloze.to_csv(cloze_path, index=False)
+    claims_path = artefact_path(copy, GAMMA, HYPOTHESES)
+    claims = pd.read_csv(claims_path)
+    undefined = claims["measure"].str.endswith("rho_nonmath")
+    claims.loc[undefined, ["value", "ci_low", "ci_high", "p_value", "p_holm"]] = math.nan
+    claims.to_csv(claims_path, index=False)
+    rows = doc_of(copy, GAMMA)["hypotheses"]
+    for row in rows:
+        if row["measure"].endswith("rho_nonmath"):
+            row.update(dict.fromkeys(("value", "ci_low", "ci_high", "p_value", "p_holm")))
+    edit_doc(copy, {"hypotheses": rows}, GAMMA)
+    write_reports(copy)
+    h3 = section(evaluation(copy, GAMMA), "H3")
+    assert (f"- {at(GAMMA, 2)}, nonmath: n/a because the math specialists fire on none of its items, so there is "
+            "no ranking to correlate.") in h3
+    assert ", math: n/a because" not in h3
+
+
 def test_the_same_artefacts_give_the_same_bytes_and_the_meta_prompt_appears(run_dir: Path, tmp_path: Path) -> None:
     copy = copy_run(run_dir, tmp_path)
     (copy / "llm-evaluation-cross-model.md").write_text("An LLM's answer.\n", encoding="utf-8")
@@ -413,6 +438,7 @@ def test_h3_names_the_token_count_confound_and_the_controlled_result(run_dir: Pa
     assert (f"- `activation_logprob_partial_rho_math` does **not reach significance** at {at(GAMMA, 2)} "
             "(p_holm 0.090).") in gamma
     assert f"- {at(GAMMA, 2)}: math correlation significant raw and once the answer's token count is" not in gamma
+    assert "n/a because" not in gamma
     rows = tables_by_heading(evaluation(run_dir))["Answer token counts (the confound)"]
     math_items = [n for _, d, _, n in ITEMS if d == "math"]
     assert rows[0]["Items"] == "math" and rows[0]["Mean answer tokens"] == f"{sum(math_items) / len(math_items):.2f}"

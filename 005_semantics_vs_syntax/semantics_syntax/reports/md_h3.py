@@ -45,6 +45,24 @@ def correlation_table(model: SemanticsModel) -> str:
                      "partial p", "partial p_holm", "n"], rows)
 
 
+def undefined_text(model: SemanticsModel) -> str:
+    """Why a correlation is n/a: the specialists' activation takes one value on every item of that domain."""
+    table = model.csv(CLOZE)
+    lines = []
+    for layer in model.layers:
+        for domain in DOMAINS:
+            raw = model.claim(f"activation_logprob_rho_{domain}", layer)
+            if raw is None or not math.isnan(raw.value):
+                continue
+            values = table[(table["layer"] == layer) & (table["domain"] == domain)]["specialist_activation"]
+            if len(values) and values.nunique() == 1:
+                why = ("the math specialists fire on none of its items" if float(values.iloc[0]) == 0.0
+                       else "the math specialists' activation is the same on every item")
+                lines.append(f"- {fmt_layer(layer, model.rel_depth(layer))}, {domain}: n/a because {why}, "
+                             "so there is no ranking to correlate.")
+    return "\n".join(lines)
+
+
 def _significant(claim: Claim | None) -> bool | None:
     if claim is None or math.isnan(claim.p_holm):
         return None
@@ -88,6 +106,7 @@ def answer_tokens_table(model: SemanticsModel) -> str:
 def h3_section(model: SemanticsModel) -> str:
     """The whole H3 section, ending with the seed's claims against this run."""
     parts = ["## H3: specialist activation and the answer's log-probability", INTRO, correlation_table(model),
-             survival_text(model), "### Answer token counts (the confound)", answer_tokens_table(model),
+             undefined_text(model), survival_text(model), "### Answer token counts (the confound)",
+             answer_tokens_table(model),
              claims_section("H3: the seed's claims against this run", model.claims_of("H3"))]
     return "\n\n".join(p for p in parts if p)
