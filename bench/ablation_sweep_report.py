@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.report import check_targets, fmt_mb, fmt_ms, fmt_verdict, fmt_x, round_ratio
+from bench.report import check_targets, fmt_mb, fmt_ms, fmt_x, round_ratio, targets_lines
 from bench.timing import Timing
 
 CASE, FLOOR = "ablation_sweep", "batched_forwards"
@@ -70,10 +70,4 @@ def markdown_lines(entries: list[dict]) -> list[str]:
         m = e["memory"] or {}
         lines.append(f"| {e['model']} | {fmt_mb(m.get('weights_bytes'))} | {fmt_mb(m.get('sweep_peak_bytes'))} "
                      f"| {fmt_mb(m.get('floor_peak_bytes'))} |")
-    lines += ["", "## Experiment 005: targets", "", "| model | target | limit | value | verdict |",
-              "|---|---|---|---|---|"]
-    for e in entries:
-        for name, check in e["targets"].items():
-            lines.append(f"| {e['model']} | {name} | {check['comparison']} {check['limit']} "
-                         f"| {fmt_x(check['value'])} | {fmt_verdict(check)} |")
-    return lines
+    return lines + targets_lines("005", entries)

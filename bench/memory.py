@@ -128,3 +128,12 @@ def _peak_mps(run: Callable[[], object]) -> int:
         done.set()
         sampler.join()
     return max(0, max(peak[0], torch.mps.current_allocated_memory()) - start)
+
+
+def memory_peaks(model: nn.Module, device: str, runs: dict[str, Callable[[], object]]) -> dict:
+    """The model's weight bytes, ``<name>_peak_bytes`` of each run (untimed, ``peak_bytes``) and the method used."""
+    return {
+        "weights_bytes": weights_bytes(model),
+        **{f"{name}_peak_bytes": peak_bytes(run, device) for name, run in runs.items()},
+        "method": METHODS["cpu" if device == "cpu" else device.split(":")[0]],
+    }

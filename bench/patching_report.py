@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.report import check_targets, fmt_mb, fmt_ms, fmt_verdict, fmt_x, round_ratio
+from bench.report import check_targets, fmt_mb, fmt_ms, fmt_x, round_ratio, targets_lines
 from bench.timing import Timing
 
 # name -> (comparison, limit, what it means)
@@ -64,10 +64,4 @@ def markdown_lines(entries: list[dict]) -> list[str]:
         lines.append(f"| {e['model']} | {fmt_mb(e['weights_bytes'])} | {fmt_mb(e['budget_bytes'])} "
                      f"| {fmt_mb(e['row_bytes_estimate'])} | {fmt_mb(e['sweep_peak_bytes'])} "
                      f"| {fmt_x(e['sweep_peak_over_budget'])} |")
-    lines += ["", "## Experiment 003: targets", "", "| model | target | limit | value | verdict |",
-              "|---|---|---|---|---|"]
-    for e in entries:
-        for name, check in e["targets"].items():
-            lines.append(f"| {e['model']} | {name} | {check['comparison']} {check['limit']} "
-                         f"| {fmt_x(check['value'])} | {fmt_verdict(check)} |")
-    return lines
+    return lines + targets_lines("003", entries)

@@ -158,6 +158,17 @@ def fmt_verdict(check: dict) -> str:
     return {True: "met", False: "NOT met", None: "not measured"}[check["met"]]
 
 
+def targets_lines(experiment: str, entries: list[dict]) -> list[str]:
+    """An experiment's targets table: one row per model and target, with its limit, value and verdict."""
+    lines = ["", f"## Experiment {experiment}: targets", "", "| model | target | limit | value | verdict |",
+             "|---|---|---|---|---|"]
+    for e in entries:
+        for name, check in e["targets"].items():
+            lines.append(f"| {e['model']} | {name} | {check['comparison']} {check['limit']} "
+                         f"| {fmt_x(check['value'])} | {fmt_verdict(check)} |")
+    return lines
+
+
 def markdown(results: dict, extra: Sequence[str] = ()) -> str:
     """The benchmark as markdown tables: 001's (when it ran), then ``extra`` lines, then the methods."""
     machine, settings = results["machine"], results["settings"]

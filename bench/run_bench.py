@@ -335,17 +335,6 @@ def _bench_003(model: str, loaded: LoadedModel, args: argparse.Namespace) -> lis
     return [patching_report.entry(model, shape, work.describe(), timings, peak, memory.weights_bytes(work.model))]
 
 
-def _sae_memory(work: SaeFeatureWorkloads, device: str) -> dict:
-    """Peak bytes of 004's extraction, residual reading and training, in untimed runs."""
-    return {
-        "weights_bytes": memory.weights_bytes(work.model),
-        "extraction_peak_bytes": memory.peak_bytes(work.extraction, device),
-        "reading_peak_bytes": memory.peak_bytes(work.residual_reading, device),
-        "training_peak_bytes": memory.peak_bytes(work.training, device),
-        "method": memory.METHODS["cpu" if device == "cpu" else device.split(":")[0]],
-    }
-
-
 def _bench_004(model: str, loaded: LoadedModel, args: argparse.Namespace) -> list[dict]:
     """004's entry of one model (the category texts fix the lengths)."""
     work = SaeFeatureWorkloads(loaded)
@@ -354,19 +343,10 @@ def _bench_004(model: str, loaded: LoadedModel, args: argparse.Namespace) -> lis
                              _progress(f"{model} 004 extraction"))
     training = interleaved(work.training_cases(), args.sae_repeats, device, args.warmup,
                            _progress(f"{model} 004 reading and training"))
-    peaks = None if args.skip_memory else _sae_memory(work, device)
+    peaks = None if args.skip_memory else memory.memory_peaks(work.model, device, {
+        "extraction": work.extraction, "reading": work.residual_reading, "training": work.training})
     shape = {"device": device, "dtype": loaded.plan.dtype}
     return [sae_extraction_report.entry(model, shape, work.describe(), extraction, training, peaks)]
-
-
-def _ablation_memory(work: AblationSweepWorkloads, device: str) -> dict:
-    """Peak bytes of 005's ablation sweep and of its floor, in untimed runs."""
-    return {
-        "weights_bytes": memory.weights_bytes(work.model),
-        "sweep_peak_bytes": memory.peak_bytes(work.ablation_sweep, device),
-        "floor_peak_bytes": memory.peak_bytes(work.batched_forwards, device),
-        "method": memory.METHODS["cpu" if device == "cpu" else device.split(":")[0]],
-    }
 
 
 def _bench_005(model: str, loaded: LoadedModel, args: argparse.Namespace) -> list[dict]:
@@ -375,7 +355,8 @@ def _bench_005(model: str, loaded: LoadedModel, args: argparse.Namespace) -> lis
     device = loaded.plan.device
     timings = interleaved(work.cases(), args.ablation_repeats, device, args.warmup,
                           _progress(f"{model} 005 ablation sweep"))
-    peaks = None if args.skip_memory else _ablation_memory(work, device)
+    peaks = None if args.skip_memory else memory.memory_peaks(
+        work.model, device, {"sweep": work.ablation_sweep, "floor": work.batched_forwards})
     shape = {"device": device, "dtype": loaded.plan.dtype}
     return [ablation_sweep_report.entry(model, shape, work.describe(), timings, peaks)]
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bench.report import check_targets, fmt_mb, fmt_ms, fmt_verdict, fmt_x, round_ratio
+from bench.report import check_targets, fmt_mb, fmt_ms, fmt_x, round_ratio, targets_lines
 from bench.timing import Timing
 
 EXTRACTION_FLOOR = ("truncated_forward", "sae_encodes")
@@ -97,13 +97,7 @@ def markdown_lines(entries: list[dict]) -> list[str]:
             f"| {fmt_mb(m.get('extraction_peak_bytes'))} | {fmt_mb(bound['bytes'])} ({bound['rows']:,} x "
             f"{bound['layers']} x {bound['d_model']} x {bound['bytes_per_value']} B) |"
         )
-    lines += ["", "## Experiment 004: targets", "", "| model | target | limit | value | verdict |",
-              "|---|---|---|---|---|"]
-    for e in entries:
-        for name, check in e["targets"].items():
-            lines.append(f"| {e['model']} | {name} | {check['comparison']} {check['limit']} "
-                         f"| {fmt_x(check['value'])} | {fmt_verdict(check)} |")
-    return lines
+    return lines + targets_lines("004", entries)
 
 
 def _rate(value: float | None) -> str:
