@@ -7,7 +7,7 @@ Prints each SAE's quality, then one JSON line with the recipe, the seconds (read
 residuals, training, quality) and each SAE's quality (``layers_core.sae.sae_quality``)
 for NOTES.md. Windows come from the bundled corpus's train / held-out split, mixed by
 ``SOURCE_SHARES``. With ``--store`` the residuals read are saved there (safetensors) and
-a later call with the same model, layers, tokens and window reads them back instead
+a later call with the same model, corpus, layers, tokens and window reads them back instead
 of running the model, so recipes can be compared at the cost of training alone.
 """
 
@@ -51,13 +51,14 @@ def _residuals(loaded, windows, layers: list[int], recipe: SaeRecipe, args: argp
     from safetensors.torch import load_file, save_file
 
     tag = {"model": args.model, "layers": ",".join(map(str, layers)), "windows": str(int(windows.shape[0])),
-           "window": str(recipe.window)}
+           "window": str(recipe.window), "corpus": bundled_corpus().fingerprint()}
     if args.store is not None and args.store.exists():
         from safetensors import safe_open
 
         with safe_open(str(args.store), "pt") as handle:
             stored = handle.metadata()
-        same = all(stored.get(key) == tag[key] for key in ("model", "window"))
+        # A store read from another corpus mix holds other windows' residuals: never reuse it.
+        same = all(stored.get(key) == tag[key] for key in ("model", "window", "corpus"))
         enough = int(stored.get("windows", 0)) >= int(windows.shape[0])
         if same and enough and set(layers) <= {int(x) for x in stored["layers"].split(",")}:
             # Rows are window-major, so the first windows' residuals are the first rows.
